@@ -1,0 +1,126 @@
+"""Test fixtures: a real PostgreSQL per test session and a fresh database per test.
+
+Which server: DRIFTWATCH_TEST_DATABASE_URL (an existing server; databases are
+created and dropped on it), else DRIFTWATCH_TEST_PG=system (the system's pg_ctl,
+PostgreSQL 15 on Debian) or pgserver (the wheel, PostgreSQL 16; the default).
+A database per test is cheap: `CREATE DATABASE ... TEMPLATE` copies files.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import uuid
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from checks.localpg import LocalPostgres, start  # noqa: E402
+
+SAMPLE_APP = ROOT / "examples" / "avatar-studio"
+SAMPLE_SCHEMA = SAMPLE_APP / "prisma" / "schema.prisma"
+SAMPLE_MIGRATIONS = SAMPLE_APP / "prisma" / "migrations"
+
+
+class Server:
+    """A PostgreSQL server the tests may create and drop databases on."""
+
+    def __init__(self, url: str, kind: str, local: LocalPostgres | None = None) -> None:
+        self.url = url
+        self.kind = kind
+        self.local = local
+        self._counter = itertools.count()
+        self.prefix = f"dwt_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+
+    def url_for(self, database: str) -> str:
+        from urllib.parse import urlsplit, urlunsplit
+
+        return urlunsplit(urlsplit(self.url)._replace(path="/" + database))
+
+    def execute(self, sql: str, database: str = "postgres") -> None:
+        import psycopg
+
+        with psycopg.connect(self.url_for(database), autocommit=True) as conn:
+            conn.execute(sql)
+
+    def create_database(self, sql: str | None = None, template: str = "template0") -> str:
+        """Create an empty (or templated) database, optionally run SQL in it; return its URL."""
+        name = f"{self.prefix}_{next(self._counter)}"
+        self.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        if sql:
+            self.execute(sql, name)
+        return self.url_for(name)
+
+    def drop_database(self, url: str) -> None:
+        from urllib.parse import urlsplit
+
+        name = urlsplit(url).path.lstrip("/")
+        self.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+    @property
+    def version(self) -> int:
+        import psycopg
+
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            return int(conn.execute("SHOW server_version_num").fetchone()[0]) // 10000
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    external = os.environ.get("DRIFTWATCH_TEST_DATABASE_URL")
+    if external:
+        yield Server(external, "external")
+        return
+    kind = os.environ.get("DRIFTWATCH_TEST_PG", "pgserver")
+    local = start(kind, tmp_path_factory.mktemp(f"pg-{kind}"))
+    try:
+        yield Server(local.url, kind, local)
+    finally:
+        local.stop()
+
+
+@pytest.fixture
+def make_db(pg_server: Server) -> Iterator[Callable[..., str]]:
+    """Factory: make_db(sql=None, template="template0") -> URL of a fresh database."""
+    made: list[str] = []
+
+    def factory(sql: str | None = None, template: str = "template0") -> str:
+        url = pg_server.create_database(sql, template)
+        made.append(url)
+        return url
+
+    yield factory
+    for url in made:
+        try:
+            pg_server.drop_database(url)
+        except Exception:  # a test that killed its own connection must not fail teardown
+            pass
+
+
+@pytest.fixture
+def empty_db(make_db: Callable[..., str]) -> str:
+    return make_db()
+
+
+def migration_sql(index: int) -> str:
+    """The sample app's N-th migration (0-based), as Prisma generated it."""
+    dirs = sorted(p for p in SAMPLE_MIGRATIONS.iterdir() if p.is_dir())
+    return (dirs[index] / "migration.sql").read_text()
+
+
+@pytest.fixture(scope="session")
+def incident_template(pg_server: Server) -> str:
+    """A template database in the incident's state: only the first migration applied."""
+    url = pg_server.create_database(migration_sql(0))
+    from urllib.parse import urlsplit
+
+    return urlsplit(url).path.lstrip("/")
+
+
+@pytest.fixture
+def incident_db(make_db: Callable[..., str], incident_template: str) -> str:
+    return make_db(template=incident_template)
