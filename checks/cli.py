@@ -1,0 +1,116 @@
+"""The `driftwatch` command line.
+
+Exit codes are a contract for CI gates (as with `prisma migrate diff --exit-code`):
+0 in sync, 2 drift found, 1 error. Every expected error is one line on stderr
+without a password. Heavy modules are imported inside the commands so that
+`driftwatch --help` and error paths start fast.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Callable, TextIO
+
+from .errors import DriftwatchError, UsageError
+
+EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
+DEFAULT_SCHEMA = os.path.join("prisma", "schema.prisma")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so `run` owns every exit code."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _database_url(args: argparse.Namespace) -> str:
+    url = args.database_url or os.environ.get("DATABASE_URL")
+    if not url:
+        raise UsageError("no database: pass --database-url URL or set DATABASE_URL")
+    return url
+
+
+def _add_schema(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--schema", default=DEFAULT_SCHEMA, metavar="PATH",
+                   help="a .prisma file or a folder of them (default: prisma/schema.prisma)")
+
+
+def _add_database(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--database-url", metavar="URL", help="PostgreSQL URL (default: $DATABASE_URL)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="driftwatch", description="Catch Prisma schema drift in PostgreSQL.")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"driftwatch {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    p = sub.add_parser("check", help="compare a database with a Prisma schema (exit 0 in sync, 2 drift, 1 error)")
+    _add_database(p)
+    _add_schema(p)
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--strict", action="store_true", help="also fail (exit 2) on info findings (extra objects)")
+    p.add_argument("--no-fix", action="store_true", help="text format: do not print the fix SQL under findings")
+    p.set_defaults(func=cmd_check)
+
+    p = sub.add_parser("sql", help="print the SQL Prisma would run to create the schema on an empty database")
+    _add_schema(p)
+    p.set_defaults(func=cmd_sql)
+    return parser
+
+
+def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .check import check_database
+    from .db import redact
+    from .report import render_json, render_text
+
+    url = _database_url(args)
+    result = check_database(url, args.schema)
+    report = result.report
+    if args.format == "json":
+        out.write(render_json(report, strict=args.strict))
+    else:
+        colour = hasattr(out, "isatty") and out.isatty() and not os.environ.get("NO_COLOR")
+        out.write(render_text(report, target=redact(url), strict=args.strict, colour=colour,
+                              show_fix=not args.no_fix))
+    return EXIT_OK if report.in_sync(args.strict) else EXIT_DRIFT
+
+
+def cmd_sql(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .check import expected_catalog
+    from .ddl import render_script
+
+    out.write(render_script(expected_catalog(args.schema)))
+    return EXIT_OK
+
+
+def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+    """Run one command; return its exit code. Tests call this directly."""
+    try:
+        args = build_parser().parse_args(argv)
+        func: Callable[[argparse.Namespace, TextIO, TextIO], int] | None = getattr(args, "func", None)
+        if func is None:
+            build_parser().print_help(out)
+            return EXIT_ERROR
+        return func(args, out, err)
+    except DriftwatchError as exc:
+        err.write(f"driftwatch: error: {exc}\n")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        err.write("driftwatch: interrupted\n")
+        return 130
+    except Exception as exc:  # a bug: still one line, still no secret, unless asked
+        if os.environ.get("DRIFTWATCH_DEBUG"):
+            raise
+        from .db import scrub
+
+        err.write(f"driftwatch: internal error: {type(exc).__name__}: {scrub(str(exc))} "
+                  f"(set DRIFTWATCH_DEBUG=1 for a traceback)\n")
+        return EXIT_ERROR
+
+
+def main() -> None:
+    sys.exit(run(sys.argv[1:]))

@@ -1,0 +1,93 @@
+"""What a drift check reports: findings, their kinds and how bad each is.
+
+Severity is about the application, not the database: `critical` means some query
+the Prisma client sends will fail now; `warning` means behaviour or speed differs
+(a missing index, a foreign key that no longer cascades); `info` is an extra object
+Prisma does not know about and will not trip over.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+CRITICAL = "critical"
+WARNING = "warning"
+INFO = "info"
+SEVERITIES = (CRITICAL, WARNING, INFO)
+SEVERITY_RANK = {CRITICAL: 0, WARNING: 1, INFO: 2}
+
+KINDS = (
+    "missing_table",
+    "missing_column",
+    "column_type",
+    "column_nullable",
+    "column_default",
+    "missing_primary_key",
+    "primary_key",
+    "missing_index",
+    "missing_unique",
+    "index",
+    "missing_foreign_key",
+    "foreign_key",
+    "missing_enum",
+    "missing_enum_value",
+    "missing_schema",
+    "extra_table",
+    "extra_column",
+    "extra_primary_key",
+    "extra_index",
+    "extra_foreign_key",
+    "extra_enum",
+    "extra_enum_value",
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str
+    severity: str
+    schema: str
+    table: str | None
+    column: str | None
+    name: str | None
+    model: str | None
+    field: str | None
+    expected: str | None
+    actual: str | None
+    message: str
+    fix: str | None
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+    @property
+    def sort_key(self) -> tuple[int, str, str, str, str]:
+        return (
+            SEVERITY_RANK[self.severity],
+            self.schema,
+            self.table or "",
+            self.kind,
+            self.column or self.name or "",
+        )
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    findings: tuple[Finding, ...]
+
+    def count(self, severity: str) -> int:
+        return sum(1 for f in self.findings if f.severity == severity)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {s: self.count(s) for s in SEVERITIES}
+
+    def in_sync(self, strict: bool = False) -> bool:
+        """In sync means nothing that should fail a deploy gate: info counts only when strict."""
+        return not any(f.severity != INFO or strict for f in self.findings)
+
+    def to_json(self, strict: bool = False) -> dict[str, object]:
+        return {
+            "in_sync": self.in_sync(strict),
+            "summary": self.summary,
+            "findings": [f.to_json() for f in self.findings],
+        }
