@@ -21,6 +21,10 @@ Canonical forms, which both producers must follow exactly:
   ``SET NULL``, ``SET DEFAULT``.
 
 Prisma names (model, field) ride along with ``compare=False`` so they never cause drift.
+So do the ``ddl_*`` fields: Prisma's exact spelling where the canonical form cannot be
+rendered back to it (``CHAR`` vs ``CHAR(1)``, an ``Unsupported("...")`` type as written,
+a ``dbgenerated`` expression with its casts, an explicit ``ASC`` or default operator class
+in an index). They are set by the compiler, read by `checks.ddl`, and ``None`` elsewhere.
 """
 from __future__ import annotations
 
@@ -45,6 +49,8 @@ class Column:
     default: str | None = None
     autoincrement: bool = False
     model_field: str | None = field(default=None, compare=False)
+    ddl_type: str | None = field(default=None, compare=False)
+    ddl_default: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,8 @@ class IndexColumn:
     name: str
     descending: bool = False
     opclass: str | None = None
+    ddl_sort: str | None = field(default=None, compare=False)  # "ASC"/"DESC" as written
+    ddl_opclass: str | None = field(default=None, compare=False)  # as written, even if default
 
 
 @dataclass(frozen=True)
@@ -116,12 +124,23 @@ class Enum:
 
 
 @dataclass(frozen=True)
+class Extension:
+    """A PostgreSQL extension the schema asks for (`extensions = [...]` in the datasource)."""
+
+    name: str
+    schema: str | None = None
+    version: str | None = None
+
+
+@dataclass(frozen=True)
 class Catalog:
     """A set of schemas with their tables and enums, in a stable (declaration) order."""
 
     schemas: tuple[str, ...] = ("public",)
     tables: tuple[Table, ...] = ()
     enums: tuple[Enum, ...] = ()
+    # Not compared: the inspector does not report extensions; compare them explicitly.
+    extensions: tuple[Extension, ...] = field(default=(), compare=False)
 
     def table(self, schema: str, name: str) -> Table | None:
         for t in self.tables:
