@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+import pytest
+
+from checks.demo import DemoEnvironment, sample_migrations, start_demo
+from checks.errors import UsageError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    state = tmp_path_factory.mktemp("demo-state")
+    yield state
+    start_demo(state).stop()  # same process: the handle the tests used; stops the server
+
+
+@pytest.fixture(scope="module")
+def incident(demo_dir: Path) -> DemoEnvironment:
+    return start_demo(demo_dir)
+
+
+def tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        return {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
+
+
+def migration_rows(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT id, checksum, finished_at, migration_name, logs, rolled_back_at, started_at, "
+            'applied_steps_count FROM "_prisma_migrations" ORDER BY started_at'
+        ).fetchall()
+
+
+def test_the_demo_database_is_the_sample_app_without_avatar_projects(incident):
+    assert incident.database == "avatar_studio"
+    assert incident.seeded
+    assert incident.schema_path == ROOT / "examples" / "avatar-studio" / "prisma" / "schema.prisma"
+    assert incident.migrations_path == ROOT / "examples" / "avatar-studio" / "prisma" / "migrations"
+    names = tables(incident.url)
+    assert {"users", "sessions", "avatars", "pose_datasets", "ai_usage_logs", "_prisma_migrations"} <= names
+    assert "avatar_projects" not in names
+
+
+def test_prisma_migrations_holds_the_first_migration_as_prisma_writes_it(incident):
+    first = sample_migrations()[0]
+    [row] = migration_rows(incident.url)
+    row_id, checksum, finished_at, name, logs, rolled_back_at, started_at, steps = row
+    assert uuid.UUID(row_id).version == 4
+    assert checksum == hashlib.sha256((first / "migration.sql").read_bytes()).hexdigest()
+    assert name == first.name == "20251001083000_init"
+    assert finished_at is not None and started_at is not None and finished_at >= started_at
+    assert logs is None and rolled_back_at is None
+    assert steps == 1
+
+
+def test_the_demo_has_sample_data(incident):
+    with psycopg.connect(incident.url) as conn:
+        users = conn.execute('SELECT count(*) FROM "users"').fetchone()[0]
+        avatars = conn.execute('SELECT count(*) FROM "avatars"').fetchone()[0]
+    assert users >= 2 and avatars >= 3
+
+
+def test_a_second_start_reuses_the_server_and_does_not_reseed(demo_dir, incident):
+    before = migration_rows(incident.url)
+    again = start_demo(demo_dir)
+    assert not again.seeded
+    assert again.url == incident.url
+    assert migration_rows(again.url) == before
+
+
+def test_the_healthy_scenario_has_both_migrations_in_its_own_database(demo_dir, incident):
+    healthy = start_demo(demo_dir, "healthy")
+    assert healthy.database != incident.database
+    assert "avatar_projects" in tables(healthy.url)
+    rows = migration_rows(healthy.url)
+    assert [r[3] for r in rows] == [p.name for p in sample_migrations()]
+    assert [r[1] for r in rows] == [
+        hashlib.sha256((p / "migration.sql").read_bytes()).hexdigest() for p in sample_migrations()
+    ]
+    assert "avatar_projects" not in tables(incident.url)  # the incident database is untouched
+
+
+def test_a_restarted_server_keeps_the_seeded_database(tmp_path):
+    first = start_demo(tmp_path)
+    rows = migration_rows(first.url)
+    first.stop()
+    second = start_demo(tmp_path)
+    try:
+        assert not second.seeded
+        assert migration_rows(second.url) == rows
+    finally:
+        second.stop()
+
+
+def test_an_unknown_scenario_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="unknown demo scenario 'staging'"):
+        start_demo(tmp_path, "staging")
+    assert not (tmp_path / "demo-pg").exists()
+
+
+def test_the_demo_module_does_not_import_streamlit():
+    code = "import sys, checks.demo; sys.exit('streamlit' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
