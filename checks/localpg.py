@@ -75,11 +75,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_system(datadir: Path, pg_ctl: str | None = None) -> LocalPostgres:
+def start_system(datadir: Path, pg_ctl: str | None = None, password: str | None = None) -> LocalPostgres:
     """PostgreSQL from the system's binaries, on a free TCP port of 127.0.0.1.
 
     initdb refuses to run as root, so as root the cluster belongs to the `postgres`
     system user (Debian's packages create it) and commands run through `runuser`.
+    With `password`, TCP connections need it (scram); the socket stays trusted.
     """
     pg_ctl = pg_ctl or find_pg_ctl()
     if not pg_ctl:
@@ -108,7 +109,13 @@ def start_system(datadir: Path, pg_ctl: str | None = None) -> LocalPostgres:
     )
     try:
         if not (data / "PG_VERSION").exists():
-            run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+            auth = ["--auth=trust"]
+            if password:
+                pwfile = datadir / "pwfile"
+                pwfile.write_text(password + "\n")
+                os.chmod(pwfile, 0o644)
+                auth = ["--auth-local=trust", "--auth-host=scram-sha-256", f"--pwfile={pwfile}"]
+            run(str(bindir / "initdb"), "-D", str(data), "-U", "postgres", *auth, "-E", "UTF8")
         opts = f"-p {port} -k {datadir} -c listen_addresses=127.0.0.1 " + " ".join(
             f"-c {k}={v}" for k, v in _FAST_SETTINGS.items()
         )
@@ -120,7 +127,7 @@ def start_system(datadir: Path, pg_ctl: str | None = None) -> LocalPostgres:
         subprocess.run([*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True, timeout=60)
 
-    url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    url = f"postgresql://postgres{':' + password if password else ''}@127.0.0.1:{port}/postgres"
     _wait_ready(url)
     return LocalPostgres(url=url, kind="system", datadir=datadir, _stop=stop)
 

@@ -1,0 +1,122 @@
+"""Bad input never yields a traceback or a password: one line on stderr, exit 1."""
+from __future__ import annotations
+
+import io
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from checks.cli import run
+from checks.localpg import find_pg_ctl, start_system
+from tests.conftest import ROOT, SAMPLE_SCHEMA
+
+SECRET = "s3cr3t-Pa55"
+
+
+def call(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_one_clean_line(code: int, err: str) -> None:
+    assert code == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith("driftwatch: error: ")
+    assert "Traceback" not in err
+    assert SECRET not in err
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def password_server(tmp_path_factory):
+    if not find_pg_ctl():
+        pytest.skip("needs the system PostgreSQL (pg_ctl) to run a server that checks passwords")
+    server = start_system(tmp_path_factory.mktemp("pg-scram"), password=SECRET)
+    yield server
+    server.stop()
+
+
+def test_a_refused_port_names_the_server_without_the_password():
+    code, out, err = call("check", "--database-url", f"postgresql://bob:{SECRET}@127.0.0.1:{free_port()}/app",
+                          "--schema", str(SAMPLE_SCHEMA))
+    assert_one_clean_line(code, err)
+    assert "connection refused" in err
+    assert "postgresql://bob@127.0.0.1:" in err
+
+
+def test_an_unknown_host_says_so():
+    code, _, err = call("check", "--database-url", f"postgresql://bob:{SECRET}@no-such-host.invalid:5432/app",
+                        "--schema", str(SAMPLE_SCHEMA))
+    assert_one_clean_line(code, err)
+    assert "unknown host" in err
+
+
+def test_an_unroutable_host_times_out_instead_of_hanging():
+    # 10.255.255.1 is unroutable here; the connect timeout bounds the wait.
+    code, _, err = call("check", "--database-url",
+                        f"postgresql://bob:{SECRET}@10.255.255.1:5432/app?connect_timeout=1",
+                        "--schema", str(SAMPLE_SCHEMA))
+    assert_one_clean_line(code, err)
+    assert "cannot connect to postgresql://bob@10.255.255.1:5432/app" in err
+
+
+def test_a_wrong_password_says_authentication_failed(password_server):
+    url = password_server.url.replace(SECRET, SECRET + "x")
+    code, _, err = call("check", "--database-url", url, "--schema", str(SAMPLE_SCHEMA))
+    assert_one_clean_line(code, err)
+    assert "authentication failed" in err
+
+
+def test_a_missing_database_says_it_does_not_exist(pg_server):
+    code, _, err = call("check", "--database-url", pg_server.url_for("no_such_db_here"),
+                        "--schema", str(SAMPLE_SCHEMA))
+    assert_one_clean_line(code, err)
+    assert "does not exist" in err
+
+
+@pytest.mark.parametrize("url", [
+    "mysql://root:s3cr3t-Pa55@localhost/app",
+    "not a url at all",
+    f"postgresql://bob:{SECRET}@localhost:99999/app",
+    f"postgresql://bob:{SECRET}@localhost:port/app",
+])
+def test_a_malformed_url_is_rejected_before_connecting(url):
+    code, _, err = call("check", "--database-url", url, "--schema", str(SAMPLE_SCHEMA))
+    assert_one_clean_line(code, err)
+    assert "malformed database URL" in err
+
+
+def test_no_database_url_at_all_is_a_usage_error(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    code, _, err = call("check", "--schema", str(SAMPLE_SCHEMA))
+    assert_one_clean_line(code, err)
+    assert "--database-url" in err
+
+
+def test_a_missing_schema_file_is_named(empty_db, tmp_path):
+    missing = tmp_path / "nope.prisma"
+    code, _, err = call("check", "--database-url", empty_db, "--schema", str(missing))
+    assert_one_clean_line(code, err)
+    assert str(missing) in err
+
+
+def test_an_unknown_option_is_a_usage_error():
+    code, _, err = call("check", "--frobnicate")
+    assert_one_clean_line(code, err)
+    assert "--frobnicate" in err
+
+
+def test_the_module_entry_point_works_from_the_repository_root():
+    done = subprocess.run([sys.executable, "-m", "checks", "--version"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0
+    assert done.stdout.startswith("driftwatch ")
