@@ -25,20 +25,40 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
-def _database_url(args: argparse.Namespace) -> str:
+def database_url_from(args: argparse.Namespace) -> str:
     url = args.database_url or os.environ.get("DATABASE_URL")
     if not url:
         raise UsageError("no database: pass --database-url URL or set DATABASE_URL")
     return url
 
 
-def _add_schema(p: argparse.ArgumentParser) -> None:
+def add_schema_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schema", default=DEFAULT_SCHEMA, metavar="PATH",
                    help="a .prisma file or a folder of them (default: prisma/schema.prisma)")
 
 
-def _add_database(p: argparse.ArgumentParser) -> None:
+def add_database_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", metavar="URL", help="PostgreSQL URL (default: $DATABASE_URL)")
+
+
+# Command groups that live in their own modules (checks/commands/<group>.py), each with
+# `register(subparsers)`; their handlers import the heavy modules lazily.
+_COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit")
+
+
+def _command_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
+    import importlib
+
+    found = []
+    for group in _COMMAND_GROUPS:
+        try:
+            module = importlib.import_module(f"checks.commands.{group}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"checks.commands.{group}":
+                raise
+            continue
+        found.append(module.register)
+    return found
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,15 +69,18 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     p = sub.add_parser("check", help="compare a database with a Prisma schema (exit 0 in sync, 2 drift, 1 error)")
-    _add_database(p)
-    _add_schema(p)
+    add_database_option(p)
+    add_schema_option(p)
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--strict", action="store_true", help="also fail (exit 2) on info findings (extra objects)")
     p.add_argument("--no-fix", action="store_true", help="text format: do not print the fix SQL under findings")
     p.set_defaults(func=cmd_check)
 
+    for register in _command_registrars():
+        register(sub)
+
     p = sub.add_parser("sql", help="print the SQL Prisma would run to create the schema on an empty database")
-    _add_schema(p)
+    add_schema_option(p)
     p.set_defaults(func=cmd_sql)
     return parser
 
@@ -67,7 +90,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from .db import redact
     from .report import render_json, render_text
 
-    url = _database_url(args)
+    url = database_url_from(args)
     result = check_database(url, args.schema)
     report = result.report
     if args.format == "json":
