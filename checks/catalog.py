@@ -77,6 +77,7 @@ class Index:
     unique: bool = False
     method: str = "btree"
     where: str | None = None
+    ddl_where: str | None = field(default=None, compare=False)  # Prisma's text when it differs
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ from .catalog import (
     enum_type_ref,
     quote_ident,
 )
-from .defaults import normalize_default
+from .defaults import normalize_default, strip_outer_parens
 from .errors import SchemaError
 from .psl import ast
 
@@ -108,14 +108,10 @@ _CLIENT_GENERATORS = ("cuid", "uuid", "nanoid", "ulid")
 _INDEX_METHODS = {"BTree": "btree", "Hash": "hash", "Gist": "gist", "Gin": "gin",
                   "SpGist": "spgist", "Brin": "brin"}
 
-# Prisma's operator classes (`ops: JsonbPathOps`) → SQL name, and whether PostgreSQL
-# uses it by default (then the canonical index column carries no opclass).
-_OPCLASSES: dict[str, tuple[str, bool]] = {
-    "InetOps": ("inet_ops", False),  # default only for SP-GiST, handled below
-    "JsonbOps": ("jsonb_ops", True),
-    "JsonbPathOps": ("jsonb_path_ops", False),
-    "ArrayOps": ("array_ops", True),
-    "TextOps": ("text_ops", True),
+# Prisma's operator classes (`ops: JsonbPathOps`) → SQL name.
+_OPCLASSES: dict[str, str] = {
+    "InetOps": "inet_ops", "JsonbOps": "jsonb_ops", "JsonbPathOps": "jsonb_path_ops",
+    "ArrayOps": "array_ops", "TextOps": "text_ops", "InetInclusionOps": "inet_inclusion_ops",
 }
 for _kind, _sql in (("Bit", "bit"), ("VarBit", "varbit"), ("Bpchar", "bpchar"), ("Bytea", "bytea"),
                     ("Date", "date"), ("Float4", "float4"), ("Float8", "float8"), ("Inet", "inet"),
@@ -123,26 +119,34 @@ for _kind, _sql in (("Bit", "bit"), ("VarBit", "varbit"), ("Bpchar", "bpchar"), 
                     ("Oid", "oid"), ("Text", "text"), ("Timestamp", "timestamp"),
                     ("TimestampTz", "timestamptz"), ("Time", "time"), ("TimeTz", "timetz"),
                     ("Uuid", "uuid")):
-    _OPCLASSES[f"{_kind}MinMaxOps"] = (f"{_sql}_minmax_ops", True)
-    _OPCLASSES[f"{_kind}MinMaxMultiOps"] = (f"{_sql}_minmax_multi_ops", False)
-    _OPCLASSES[f"{_kind}BloomOps"] = (f"{_sql}_bloom_ops", False)
-_OPCLASSES["InetInclusionOps"] = ("inet_inclusion_ops", True)
+    _OPCLASSES[f"{_kind}MinMaxOps"] = f"{_sql}_minmax_ops"
+    _OPCLASSES[f"{_kind}MinMaxMultiOps"] = f"{_sql}_minmax_multi_ops"
+    _OPCLASSES[f"{_kind}BloomOps"] = f"{_sql}_bloom_ops"
 
-# Operator classes PostgreSQL picks by default, for `ops: raw("...")` spelled out anyway:
-# (method, canonical element type) → opclass.
-_DEFAULT_OPCLASS = {
-    ("btree", "text"): "text_ops", ("btree", "character varying"): "text_ops",
-    ("btree", "character"): "bpchar_ops", ("btree", "integer"): "int4_ops",
-    ("btree", "bigint"): "int8_ops", ("btree", "smallint"): "int2_ops",
-    ("btree", "uuid"): "uuid_ops", ("btree", "boolean"): "bool_ops",
-    ("btree", "numeric"): "numeric_ops", ("btree", "double precision"): "float8_ops",
-    ("btree", "real"): "float4_ops", ("btree", "date"): "date_ops",
-    ("btree", "timestamp without time zone"): "timestamp_ops",
-    ("btree", "timestamp with time zone"): "timestamptz_ops",
-    ("hash", "text"): "text_ops", ("hash", "character varying"): "text_ops",
-    ("hash", "integer"): "int4_ops", ("hash", "bigint"): "int8_ops", ("hash", "uuid"): "uuid_ops",
-    ("gin", "jsonb"): "jsonb_ops", ("gin", "tsvector"): "tsvector_ops",
-    ("gist", "inet"): "inet_ops", ("spgist", "inet"): "inet_ops", ("spgist", "text"): "text_ops",
+# The operator classes PostgreSQL marks default (pg_opclass.opcdefault) per index method; an
+# index column names its opclass in the catalog only when it is not one of these (the
+# inspector's rule). Spelled out in the schema or not, a default opclass is the same index.
+_DEFAULT_OPCLASSES = {
+    "btree": frozenset("""array_ops bit_ops bool_ops bpchar_ops bytea_ops char_ops date_ops enum_ops
+        float4_ops float8_ops inet_ops int2_ops int4_ops int8_ops interval_ops jsonb_ops macaddr8_ops
+        macaddr_ops money_ops multirange_ops name_ops numeric_ops oid_ops oidvector_ops pg_lsn_ops
+        range_ops record_ops text_ops tid_ops time_ops timestamp_ops timestamptz_ops timetz_ops
+        tsquery_ops tsvector_ops uuid_ops varbit_ops xid8_ops""".split()),
+    "hash": frozenset("""aclitem_ops array_ops bool_ops bpchar_ops bytea_ops char_ops cid_ops date_ops
+        enum_ops float4_ops float8_ops inet_ops int2_ops int4_ops int8_ops interval_ops jsonb_ops
+        macaddr8_ops macaddr_ops multirange_ops name_ops numeric_ops oid_ops oidvector_ops pg_lsn_ops
+        range_ops record_ops text_ops tid_ops time_ops timestamp_ops timestamptz_ops timetz_ops
+        uuid_ops xid8_ops xid_ops""".split()),
+    "gin": frozenset("array_ops jsonb_ops tsvector_ops".split()),
+    "gist": frozenset("box_ops circle_ops multirange_ops point_ops poly_ops range_ops tsquery_ops "
+                      "tsvector_ops".split()),
+    "spgist": frozenset("box_ops inet_ops poly_ops quad_point_ops range_ops text_ops".split()),
+    "brin": frozenset("""bit_minmax_ops box_inclusion_ops bpchar_minmax_ops bytea_minmax_ops
+        char_minmax_ops date_minmax_ops float4_minmax_ops float8_minmax_ops inet_inclusion_ops
+        int2_minmax_ops int4_minmax_ops int8_minmax_ops interval_minmax_ops macaddr8_minmax_ops
+        macaddr_minmax_ops name_minmax_ops numeric_minmax_ops oid_minmax_ops pg_lsn_minmax_ops
+        range_inclusion_ops text_minmax_ops tid_minmax_ops time_minmax_ops timestamp_minmax_ops
+        timestamptz_minmax_ops timetz_minmax_ops uuid_minmax_ops varbit_minmax_ops""".split()),
 }
 
 # Built-in type names an Unsupported("...") may use, with PostgreSQL's canonical spelling.
@@ -623,6 +627,9 @@ class _Compiler:
                            getattr(node, "pos", attr.pos))
             sort = _call_arg(node, "sort")
             ops = _call_arg(node, "ops")
+            if isinstance(ops, ast.Ident) and ops.name not in _OPCLASSES:
+                raise _err(f'{_where(m)}: {what}: unknown operator class {ops.name} for field "{name}"; '
+                           'use a Prisma name like JsonbPathOps or raw("<opclass>")', ops.pos)
             ddl_sort = None
             if isinstance(sort, ast.Ident):
                 ddl_sort = {"Asc": "ASC", "Desc": "DESC"}.get(sort.name)
@@ -632,16 +639,11 @@ class _Compiler:
     @staticmethod
     def index_column(col: Column, ddl_sort: str | None, ops: ast.Value | None, method: str) -> IndexColumn:
         written = None
-        is_default = False
         if isinstance(ops, ast.Ident) and ops.name in _OPCLASSES:
-            written, is_default = _OPCLASSES[ops.name]
-            if ops.name == "InetOps":
-                is_default = method in ("spgist", "gist")
+            written = _OPCLASSES[ops.name]
         elif isinstance(ops, ast.Call) and ops.name == "raw" and ops.args and isinstance(ops.args[0].value, ast.Str):
             written = ops.args[0].value.value
-            base = re.sub(r"\(.*\)", "", col.type.removesuffix("[]")).strip()
-            is_default = (col.type.endswith("[]") and method == "gin" and written == "array_ops") or \
-                _DEFAULT_OPCLASS.get((method, base)) == written
+        is_default = written in _DEFAULT_OPCLASSES.get(method, ())
         return IndexColumn(name=col.name, descending=ddl_sort == "DESC",
                            opclass=None if (written is None or is_default) else written,
                            ddl_sort=ddl_sort, ddl_opclass=written)
@@ -677,8 +679,9 @@ class _Compiler:
                                "field(s) of the relation", a.pos)
                 sort = _ident_arg(a, "sort")
                 ic = self.index_column(col, {"Asc": "ASC", "Desc": "DESC"}.get(sort or ""), None, "btree")
+                where, ddl_where = self.where(m, t, a)
                 t.indexes.append(Index(name=_str_arg(a, "map") or constraint_name(t.name, [col.name], "_key"),
-                                       columns=(ic,), unique=True, where=self.where(m, t, a)))
+                                       columns=(ic,), unique=True, where=where, ddl_where=ddl_where))
         for kind in ("index", "unique"):
             for a in m.attributes:
                 if a.name != kind:
@@ -699,27 +702,31 @@ class _Compiler:
                 # @@index(name: "...") is the old spelling of map: (on @@unique, name is client-side)
                 name = _str_arg(a, "map") or (_str_arg(a, "name") if kind == "index" else None) \
                     or constraint_name(t.name, [c.name for c in cols], suffix)
-                where = self.where(m, t, a)
+                where, ddl_where = self.where(m, t, a)
                 t.indexes.append(Index(name=name, columns=cols, unique=kind == "unique", method=method,
-                                       where=where))
+                                       where=where, ddl_where=ddl_where))
         if t.primary_key is None and not _is_ignored(m) and not any(
                 i.unique and i.where is None and not any(_col_by_name(t, c.name).nullable for c in i.columns)
                 for i in t.indexes):
             raise _err(f'{_where(m)}: the model has no unique identifier: add an @id field, an @@id([...]), '
                        'or an @unique / @@unique on required fields (or mark the model @@ignore)', m.pos)
 
-    def where(self, m: ast.Model, t: _TableBuild, a: ast.Attribute) -> str | None:
-        """A partial index's condition as Prisma writes it (without the parentheses)."""
+    def where(self, m: ast.Model, t: _TableBuild, a: ast.Attribute) -> tuple[str | None, str | None]:
+        """A partial index's condition: (canonical, Prisma's text when different), both without
+        the outer parentheses. The canonical form is what PostgreSQL's ``pg_get_expr`` prints,
+        as the inspector reports it; for ``raw("...")`` that is the text as written (PostgreSQL
+        may deparse it differently, e.g. adding ``::text`` casts)."""
         arg = a.arg("where")
         if arg is None:
-            return None
+            return None, None
         w = arg.value
         if isinstance(w, ast.Call) and w.name == "raw" and w.args and isinstance(w.args[0].value, ast.Str):
-            return w.args[0].value.value
+            raw = w.args[0].value.value
+            return strip_outer_parens(raw), (raw if strip_outer_parens(raw) != raw else None)
         if not (isinstance(w, ast.Call) and w.name == "{}"):
             raise _err(f'{_where(m)}: where: takes raw("<SQL condition>") or an object like '
                        '{ deletedAt: null }', arg.pos)
-        parts = []
+        prisma, canonical = [], []
         for item in w.args:
             col = t.column_of.get(item.name or "")
             if col is None:
@@ -732,7 +739,9 @@ class _Compiler:
                 value, negate = value.args[0].value, True
             ident = quote_ident(col.name)
             if isinstance(value, ast.Ident) and value.name == "null":
-                parts.append(f"{ident} IS {'NOT ' if negate else ''}NULL")
+                test = f"IS {'NOT ' if negate else ''}NULL"
+                prisma.append(f"{ident} {test}")
+                canonical.append(f"{_pg_ident(col.name)} {test}")
                 continue
             if isinstance(value, ast.Str):
                 literal = ddl.string_literal(value.value)
@@ -743,8 +752,12 @@ class _Compiler:
             else:
                 raise _err(f"{_where(m)}: where: values are strings, numbers, true, false or null",
                            value.pos)
-            parts.append(f"{ident} {'!=' if negate else '='} {literal}")
-        return " AND ".join(parts)
+            prisma.append(f"{ident} {'!=' if negate else '='} {literal}")
+            canonical.append(_pg_comparison(col, "<>" if negate else "=", value, literal))
+        text = " AND ".join(prisma)
+        if len(canonical) > 1:
+            canonical = [f"({c})" for c in canonical]
+        return " AND ".join(canonical), text
 
     # ------------------------------------------------------------------ relations
 
@@ -940,6 +953,66 @@ def _unsupported_canonical(written: str) -> str:
     if base in ("decimal", "numeric") and mod:
         return f"numeric{mod}"
     return _UNSUPPORTED_ALIASES.get(base, base) + mod
+
+
+# --------------------------------------------------------------------------- partial index conditions
+
+# Words PostgreSQL's quote_ident quotes (reserved, type/function-name and column-name keywords).
+_PG_KEYWORDS = frozenset("""
+all analyse analyze and any array as asc asymmetric authorization between bigint binary bit boolean both
+case cast char character check coalesce collate collation column concurrently constraint create cross
+current_catalog current_date current_role current_schema current_time current_timestamp current_user dec
+decimal default deferrable desc distinct do else end except exists extract false fetch float for foreign
+freeze from full grant greatest group grouping having ilike in initially inner inout int integer intersect
+interval into is isnull join json json_array json_arrayagg json_exists json_object json_objectagg
+json_query json_scalar json_serialize json_table json_value lateral leading least left like limit
+localtime localtimestamp merge_action national natural nchar none normalize not notnull null nullif
+numeric offset on only or order out outer overlaps overlay placing position precision primary real
+references returning right row select session_user setof similar smallint some substring symmetric
+system_user table tablesample then time timestamp to trailing treat trim true union unique user using
+values varchar variadic verbose when where window with xmlattributes xmlconcat xmlelement xmlexists
+xmlforest xmlnamespaces xmlparse xmlpi xmlroot xmlserialize xmltable
+""".split())
+
+
+def _pg_ident(name: str) -> str:
+    """An identifier as PostgreSQL's deparser prints it: bare when it can be."""
+    if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) and name not in _PG_KEYWORDS:
+        return name
+    return quote_ident(name)
+
+
+def _pg_type_name(canonical: str) -> str:
+    m = re.fullmatch(r'"((?:[^"]|"")*)"\."((?:[^"]|"")*)"', canonical)
+    if m:  # an enum; the inspector's search_path holds its schema, so it prints unqualified
+        return _pg_ident(m.group(2).replace('""', '"'))
+    return canonical
+
+
+def _pg_comparison(col: Column, op: str, value: ast.Value, literal: str) -> str:
+    """``column op literal`` as ``pg_get_expr`` prints it for an index predicate."""
+    ident = _pg_ident(col.name)
+    base = re.sub(r"\(\d+(,\d+)?\)", "", col.type)
+    if isinstance(value, ast.Str):
+        if base == "character varying":
+            return f"({ident})::text {op} {literal}::text"
+        cast = {"character": "bpchar"}.get(base, _pg_type_name(col.type))
+        return f"{ident} {op} {literal}::{cast}"
+    if isinstance(value, ast.Number):
+        negative = literal.startswith("-")
+        is_int = re.fullmatch(r"-?\d+", literal) is not None
+        if base in ("integer", "bigint", "smallint") and is_int:
+            return f"{ident} {op} " + (f"'{literal}'::integer" if negative else literal)
+        if base == "numeric":
+            if is_int:
+                return f"{ident} {op} ({literal})::numeric" if not negative else f"{ident} {op} '{literal}'::numeric"
+            return f"{ident} {op} " + (f"'{literal}'::numeric" if negative else literal)
+        if base in ("double precision", "real"):
+            if negative:
+                return f"{ident} {op} ('{literal}'::numeric)::{base}" if not is_int else \
+                    f"{ident} {op} ('{literal}'::integer)::{base}"
+            return f"{ident} {op} ({literal})::{base}"
+    return f"{ident} {op} {literal}"
 
 
 # --------------------------------------------------------------------------- literal texts

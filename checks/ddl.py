@@ -301,8 +301,9 @@ def create_index(table: Table, index: Index) -> str:
     method = (index.method or "btree").lower()
     using = "" if method == "btree" else f" USING {method.upper()} "
     text = f"CREATE {unique}INDEX {quote_ident(index.name)} ON {_table(table)}{using}({cols})"
-    if index.where:
-        text += f" WHERE ({index.where})"
+    where = index.ddl_where or index.where
+    if where:
+        text += f" WHERE ({where})"
     return text + ";"
 
 
