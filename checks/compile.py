@@ -105,6 +105,10 @@ _NATIVE = {
 
 _CLIENT_GENERATORS = ("cuid", "uuid", "nanoid", "ulid")
 
+_FIELD_ATTRIBUTES = frozenset({"id", "unique", "default", "map", "relation", "updatedAt", "ignore",
+                               "shardKey"})
+_BLOCK_ATTRIBUTES = frozenset({"id", "unique", "index", "map", "ignore", "schema", "shardKey"})
+
 _INDEX_METHODS = {"BTree": "btree", "Hash": "hash", "Gist": "gist", "Gin": "gin",
                   "SpGist": "spgist", "Brin": "brin"}
 
@@ -277,6 +281,8 @@ class _TableBuild:
     primary_key: PrimaryKey | None = None
     indexes: list[Index] = dc_field(default_factory=list)
     foreign_keys: list[ForeignKey] = dc_field(default_factory=list)
+    # (constraint name, "index" | "fk", where it is declared): for the collision check
+    names: list[tuple[str, str, ast.Pos]] = dc_field(default_factory=list)
 
 
 def compile_schema(schema: ast.Schema) -> Catalog:
@@ -301,9 +307,10 @@ class _Compiler:
 
     def datasource(self) -> None:
         if not self.schema.datasources:
+            first = self.schema.files[0] if self.schema.files else None
             raise SchemaError("the schema has no datasource block: expected "
                               'datasource db { provider = "postgresql" }',
-                              file=self.schema.files[0] if self.schema.files else None)
+                              file=first, line=1 if first else None, column=1 if first else None)
         ds = self.schema.datasources[0]
         self.ds_name = ds.name
         provider = ds.property("provider")
@@ -365,6 +372,13 @@ class _Compiler:
     def compile_enums(self) -> None:
         for e in self.schema.enums:
             where = f'enum "{e.name}"'
+            if not e.values:
+                raise _err(f"{where}: an enum needs at least one value", e.pos)
+            seen: set[str] = set()
+            for v in e.values:
+                if v.name in seen:
+                    raise _err(f'{where}: value "{v.name}" is declared twice', v.pos)
+                seen.add(v.name)
             schema = self.namespace(e.attributes, where, e.pos)
             values = tuple(_map_name(v.attributes, v.name) for v in e.values)
             self.enum_out[e.name] = Enum(schema=schema, name=_map_name(e.attributes, e.name),
@@ -386,6 +400,7 @@ class _Compiler:
         for m in models:
             self.compile_keys(m)
         join_tables = self.compile_relations(rels)
+        self.check_names(models)
         tables = [self.finish(self.tables[m.name]) for m in models] + join_tables
         return Catalog(schemas=self.schemas, tables=tuple(tables),
                        enums=tuple(self.enum_out[e.name] for e in self.schema.enums),
@@ -400,6 +415,7 @@ class _Compiler:
     def compile_model(self, m: ast.Model) -> None:
         schema = self.namespace(m.attributes, _where(m), m.pos)
         t = _TableBuild(model=m, schema=schema, name=_map_name(m.attributes, m.name))
+        self.check_attributes(m)
         for f in m.fields:
             type_name = f.type.name
             if type_name in self.models and f.type.unsupported is None:
@@ -412,6 +428,29 @@ class _Compiler:
             t.columns.append(col)
             t.column_of[f.name] = col
         self.tables[m.name] = t
+
+    def check_attributes(self, m: ast.Model) -> None:
+        seen: set[str] = set()
+        for f in m.fields:
+            if f.name in seen:
+                raise _err(f'{_where(m, f)}: the field "{f.name}" is defined twice', f.pos)
+            seen.add(f.name)
+            for a in f.attributes:
+                if a.name not in _FIELD_ATTRIBUTES and "." not in a.name:
+                    raise _err(f"{_where(m, f)}: unknown attribute @{a.name}", a.pos)
+                if a.name == "id" and a.arg("sort") is not None:
+                    raise _err(f"{_where(m, f)}: PostgreSQL primary keys take no sort: argument", a.pos)
+        for a in m.attributes:
+            if a.name == "fulltext":
+                raise _err(f"{_where(m)}: @@fulltext indexes exist only on MySQL and MongoDB; on "
+                           "PostgreSQL use @@index([...], type: Gin) on a tsvector column", a.pos)
+            if a.name not in _BLOCK_ATTRIBUTES:
+                raise _err(f"{_where(m)}: unknown attribute @@{a.name}", a.pos)
+            if a.name == "id":
+                fields_arg = a.arg("fields", 0)
+                for _, node in _field_refs(fields_arg.value if fields_arg else None):
+                    if _call_arg(node, "sort") is not None:
+                        raise _err(f"{_where(m)}: PostgreSQL primary keys take no sort: argument", a.pos)
 
     def native(self, m: ast.Model, f: ast.Field, scalar: str) -> tuple[str, tuple[int, ...], ast.Attribute | None]:
         prefix = self.ds_name + "."
@@ -521,8 +560,10 @@ class _Compiler:
         raise _err(f"{_where(m, f)}: an Unsupported field only accepts @default(dbgenerated(...))",
                    value.pos)
 
-    def function_default(self, m, f, value: ast.Call, scalar: str | None) -> tuple[str | None, bool]:
+    def function_default(self, m, f, value: ast.Call, scalar: str | None,
+                         attr: ast.Attribute | None = None) -> tuple[str | None, bool]:
         name = value.name
+        at = attr.pos if attr is not None else value.pos  # a misplaced function: point at @default
         if name == "dbgenerated":
             return self.dbgenerated(m, f, ast.Attribute("default", (ast.Arg(None, value, value.pos),),
                                                         False, value.pos)), False
@@ -532,22 +573,22 @@ class _Compiler:
         if name == "autoincrement":
             if scalar not in ("Int", "BigInt") or f.type.list:
                 raise _err(f"{_where(m, f)}: autoincrement() is only allowed on Int and BigInt fields",
-                           value.pos)
+                           at)
             return None, True
         if name == "now":
             if scalar != "DateTime":
-                raise _err(f"{_where(m, f)}: now() is only allowed on DateTime fields", value.pos)
+                raise _err(f"{_where(m, f)}: now() is only allowed on DateTime fields", at)
             return "CURRENT_TIMESTAMP", False
         if name in _CLIENT_GENERATORS:
             if scalar != "String":
-                raise _err(f"{_where(m, f)}: {name}() is only allowed on String fields", value.pos)
+                raise _err(f"{_where(m, f)}: {name}() is only allowed on String fields", at)
             return None, False  # generated by Prisma Client: nothing in the database
         raise _err(f"{_where(m, f)}: unknown function {name}() in @default", value.pos)
 
     def scalar_default(self, m, f, attr, scalar: str, native: str, spelled: str) -> tuple[str | None, bool]:
         value = self.default_value(m, f, attr)
         if isinstance(value, ast.Call):
-            return self.function_default(m, f, value, scalar)
+            return self.function_default(m, f, value, scalar, attr)
         if f.type.list:
             if not isinstance(value, ast.Array):
                 raise _err(f"{_where(m, f)}: a list field's default must be a list, like @default([])",
@@ -607,7 +648,7 @@ class _Compiler:
             raise _err(f'{_where(m, f)}: {shown} is not a value of enum "{enum.name}"', item.pos)
 
         if isinstance(value, ast.Call):
-            prisma, _ = self.function_default(m, f, value, None)
+            prisma, _ = self.function_default(m, f, value, None, attr)
             return prisma
         if f.type.list:
             if not isinstance(value, ast.Array):
@@ -663,11 +704,13 @@ class _Compiler:
             if col is None:
                 raise _err(f"{_where(m, f)}: @id on a relation field", a.pos)
             t.primary_key = PrimaryKey(_str_arg(a, "map") or primary_key_name(t.name), (col.name,))
+            t.names.append((t.primary_key.name, "index", a.pos))
         elif block_id is not None:
             refs = _field_refs(block_id.arg("fields", 0).value if block_id.arg("fields", 0) else None)
             cols = self.index_columns(m, t, refs, block_id, "btree", "@@id")
             t.primary_key = PrimaryKey(_str_arg(block_id, "map") or primary_key_name(t.name),
                                        tuple(c.name for c in cols))
+            t.names.append((t.primary_key.name, "index", block_id.pos))
         # unique and plain indexes, in Prisma's order: field @unique, then @@index, then @@unique
         for f in m.fields:
             for a in f.attributes:
@@ -682,6 +725,7 @@ class _Compiler:
                 where, ddl_where = self.where(m, t, a)
                 t.indexes.append(Index(name=_str_arg(a, "map") or constraint_name(t.name, [col.name], "_key"),
                                        columns=(ic,), unique=True, where=where, ddl_where=ddl_where))
+                t.names.append((t.indexes[-1].name, "index", a.pos))
         for kind in ("index", "unique"):
             for a in m.attributes:
                 if a.name != kind:
@@ -705,11 +749,13 @@ class _Compiler:
                 where, ddl_where = self.where(m, t, a)
                 t.indexes.append(Index(name=name, columns=cols, unique=kind == "unique", method=method,
                                        where=where, ddl_where=ddl_where))
+                t.names.append((name, "index", a.pos))
         if t.primary_key is None and not _is_ignored(m) and not any(
                 i.unique and i.where is None and not any(_col_by_name(t, c.name).nullable for c in i.columns)
                 for i in t.indexes):
             raise _err(f'{_where(m)}: the model has no unique identifier: add an @id field, an @@id([...]), '
-                       'or an @unique / @@unique on required fields (or mark the model @@ignore)', m.pos)
+                       'or an @unique / @@unique on required fields (or mark the model @@ignore)',
+                       _name_pos(m))
 
     def where(self, m: ast.Model, t: _TableBuild, a: ast.Attribute) -> tuple[str | None, str | None]:
         """A partial index's condition: (canonical, Prisma's text when different), both without
@@ -758,6 +804,25 @@ class _Compiler:
         if len(canonical) > 1:
             canonical = [f"({c})" for c in canonical]
         return " AND ".join(canonical), text
+
+    def check_names(self, models: list[ast.Model]) -> None:
+        """Constraint names PostgreSQL would refuse twice: primary keys, indexes and unique
+        constraints share one namespace per schema, foreign keys one per table (Prisma's rule)."""
+        per_schema: dict[tuple[str, str], str] = {}
+        for m in models:
+            t = self.tables[m.name]
+            per_table: set[str] = set()
+            for name, kind, pos in t.names:
+                if name in per_table:
+                    raise _err(f'{_where(m)}: the constraint name "{name}" is used twice on this model; '
+                               'give one a different map: name', pos)
+                per_table.add(name)
+                if kind == "index":
+                    other = per_schema.setdefault((t.schema, name), m.name)
+                    if other != m.name:
+                        raise _err(f'{_where(m)}: the constraint name "{name}" is already used by model '
+                                   f'"{other}"; primary keys, indexes and unique constraints share one '
+                                   'namespace: give one a different map: name', pos)
 
     # ------------------------------------------------------------------ relations
 
@@ -858,8 +923,10 @@ class _Compiler:
         # Prisma's "referential arity": required when any referencing column is required
         required = not f.type.optional or any(not t.column_of[n].nullable for n, _ in rel.fields)
         default_delete = "RESTRICT" if required else "SET NULL"
+        fk_name = _str_arg(rel.attr, "map") or constraint_name(t.name, cols, "_fkey")
+        t.names.append((fk_name, "fk", rel.attr.pos))
         t.foreign_keys.append(ForeignKey(
-            name=_str_arg(rel.attr, "map") or constraint_name(t.name, cols, "_fkey"),
+            name=fk_name,
             columns=tuple(cols), referenced_schema=tt.schema, referenced_table=tt.name,
             referenced_columns=tuple(refs),
             on_delete=actions[on_delete] if on_delete else default_delete,
@@ -870,10 +937,10 @@ class _Compiler:
         relation = rel.name or f"{model_a.name}To{model_b.name}"
         name = ("_" + relation)[:MAX_IDENTIFIER_LENGTH]  # Prisma counts characters here
         ta, tb = self.tables[model_a.name], self.tables[model_b.name]
-        for model, t in ((model_a, ta), (model_b, tb)):
+        for model, t, pointing in ((model_a, ta, opp), (model_b, tb, rel)):
             if t.primary_key is None or len(t.primary_key.columns) != 1:
-                raise _err(f'{_where(rel.model, rel.field)}: an implicit many-to-many relation needs a '
-                           f'single-field @id on model "{model.name}"', rel.field.pos)
+                raise _err(f'{_where(pointing.model, pointing.field)}: an implicit many-to-many relation '
+                           f'needs a single-field @id on model "{model.name}"', pointing.field.pos)
 
         def id_column(t: _TableBuild, as_name: str) -> Column:
             pk = _col_by_name(t, t.primary_key.columns[0])
@@ -896,6 +963,12 @@ class _Compiler:
             primary_key=PrimaryKey(cut55 + "_AB_pkey", ("A", "B")),
             indexes=(Index(cut55 + "_B_index", (IndexColumn("B"),)),),
             foreign_keys=fks, model=None)
+
+
+def _name_pos(block: ast.Model | ast.Enum) -> ast.Pos:
+    """Where the block's name starts (`model Log` → the L), assuming one space after the keyword."""
+    keyword = getattr(block, "kind", "enum")
+    return ast.Pos(block.pos.file, block.pos.line, block.pos.column + len(keyword) + 1)
 
 
 def _col_by_name(t: _TableBuild, name: str) -> Column:
