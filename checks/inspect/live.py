@@ -33,7 +33,7 @@ Representation choices beyond the catalog docstring:
 """
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import TYPE_CHECKING, Sequence, Union
 
@@ -50,6 +50,9 @@ __all__ = ["inspect_database", "QUERY_FILES"]
 QUERY_FILES = ("schemas.sql", "columns.sql", "constraints.sql", "indexes.sql", "enums.sql")
 
 DEFAULT_STATEMENT_TIMEOUT = 30.0  # seconds, per statement
+
+# Real schemas repeat the same few defaults (CURRENT_TIMESTAMP, 0, 'PENDING') thousands of times.
+_normalize_default = lru_cache(maxsize=8192)(normalize_default)
 
 _ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
@@ -124,6 +127,7 @@ def _settings(schemas: list[str], timeout: float, outermost: bool) -> "psycopg.s
         f"SET LOCAL statement_timeout = {ms}",
         f"SET LOCAL lock_timeout = {ms}",
         "SET LOCAL idle_in_transaction_session_timeout = 0",
+        "SET LOCAL work_mem = '64MB'",  # sort tens of thousands of column rows in memory
         "SET LOCAL TimeZone = 'UTC'",
         "SET LOCAL DateStyle = 'ISO, YMD'",
         "SET LOCAL IntervalStyle = 'postgres'",
@@ -155,7 +159,7 @@ def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
         if is_identity:
             default, autoincrement = None, True
         else:
-            default, autoincrement = normalize_default(default_expr, ctype)
+            default, autoincrement = _normalize_default(default_expr, ctype)
         cols.append(Column(name=col, type=ctype, nullable=nullable, default=default, autoincrement=autoincrement))
 
     primary: dict[tuple[str, str], PrimaryKey] = {}
