@@ -4,6 +4,8 @@
     ├── SchemaError                 a .prisma file cannot be read, parsed or compiled
     │     (carries file, line, column when known; str() is "file:line:col: message")
     ├── DatabaseError               connecting to or querying PostgreSQL failed
+    ├── HistoryError                the history store (audit log, observations) cannot be
+    │                               opened, migrated or written; names the store, redacted
     └── UsageError                  the command line or configuration is wrong
 
 Each error's message says what went wrong and where; the CLI prints it on one
@@ -47,6 +49,13 @@ class SchemaError(DriftwatchError):
 
 class DatabaseError(DriftwatchError):
     """PostgreSQL could not be reached or refused a query; message has no password."""
+
+
+class HistoryError(DriftwatchError):
+    """The history store cannot be opened, upgraded or written.
+
+    Says which store (a SQLite path or a redacted PostgreSQL URL) and why, on one line.
+    """
 
 
 class UsageError(DriftwatchError):
