@@ -1,0 +1,68 @@
+"""Schema drift: does the live database match the Prisma schema? A verdict, the findings, the fix SQL."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import streamlit as st
+
+from checks.errors import DriftwatchError
+from checks.findings import CRITICAL, INFO, WARNING
+from dashboard import data
+
+HINT = ("Check DATABASE_URL and DRIFTWATCH_SCHEMA in .streamlit/secrets.toml or the environment; "
+        "unset DATABASE_URL to use the embedded demo database.")
+
+st.title("Schema drift")
+
+try:
+    target = data.target()
+except DriftwatchError as exc:
+    st.error(data.one_line(exc))
+    st.caption(HINT)
+    st.stop()
+
+if target.demo:
+    st.info(f"Demo database: {target.demo}. Set DATABASE_URL (and DRIFTWATCH_SCHEMA) to check your own.",
+            icon=":material/science:")
+
+left, right = st.columns([5, 1], vertical_alignment="center")
+left.markdown(f"**Target** `{target.shown}`  \n**Schema** `{target.schema_shown}`")
+if right.button("Re-check", icon=":material/refresh:", help="Ask the database again instead of the cached result"):
+    data.forget(target)
+
+try:
+    checked = data.check(target)
+except DriftwatchError as exc:
+    st.error(data.one_line(exc, target))
+    st.caption(HINT)
+    st.stop()
+
+report = checked.report
+s = report.summary
+counts = f"{s[CRITICAL]} critical, {s[WARNING]} warning, {s[INFO]} info"
+if report.in_sync():
+    extras = " (extra objects only)" if report.findings else ""
+    st.success(f"In sync{extras}: the database matches the schema. {counts}.", icon=":material/check_circle:")
+elif s[CRITICAL]:
+    st.error(f"Drift: {counts}. Queries the Prisma client sends will fail.", icon=":material/error:")
+else:
+    st.warning(f"Drift: {counts}. Behaviour or speed differs from the schema.", icon=":material/warning:")
+
+at = datetime.fromtimestamp(checked.checked_at, timezone.utc).strftime("%H:%M:%S UTC")
+st.caption(f"Checked at {at} in {checked.seconds:.2f} s; results are reused for up to "
+           f"{data.CHECK_TTL_SECONDS} s unless you re-check.")
+
+if report.findings:
+    findings = data.in_order(report)
+    st.subheader("Findings")
+    st.dataframe(data.rows(findings), hide_index=True, width="stretch")
+
+    fixes = [f for f in findings if f.fix]
+    if fixes:
+        st.subheader("Fix SQL")
+        st.caption("The SQL Prisma would run for each finding. Review it before running it; "
+                   "this page does not change the database.")
+        for f in fixes:
+            where = ".".join(p for p in (data.table_name(f), f.column or f.name) if p)
+            with st.expander(f"{f.severity} · {f.kind} · {where}"):
+                st.code(f.fix.strip(), language="sql")
