@@ -32,8 +32,8 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from dataclasses import dataclass, field as dc_field
-from datetime import datetime, timedelta, timezone
+from dataclasses import dataclass, field as dc_field, replace
+from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from . import ddl
@@ -402,9 +402,9 @@ class _Compiler:
         join_tables = self.compile_relations(rels)
         self.check_names(models)
         tables = [self.finish(self.tables[m.name]) for m in models] + join_tables
-        return Catalog(schemas=self.schemas, tables=tuple(tables),
-                       enums=tuple(self.enum_out[e.name] for e in self.schema.enums),
-                       extensions=self.extensions)
+        return _as_postgres_stores_it(Catalog(
+            schemas=self.schemas, tables=tuple(tables),
+            enums=tuple(self.enum_out[e.name] for e in self.schema.enums), extensions=self.extensions))
 
     def finish(self, t: _TableBuild) -> Table:
         return Table(schema=t.schema, name=t.name, columns=tuple(t.columns), primary_key=t.primary_key,
@@ -530,7 +530,7 @@ class _Compiler:
                     prisma_default: str | None, autoincrement: bool, field_name: str) -> Column:
         default = None
         if prisma_default is not None:
-            default, _ = normalize_default(prisma_default, canonical)
+            default, _ = normalize_default(_to_microseconds(prisma_default), canonical)
         col = Column(name=name, type=canonical, nullable=nullable, default=default,
                      autoincrement=autoincrement, model_field=field_name, ddl_type=ddl_type)
         wanted = prisma_default or None
@@ -965,6 +965,64 @@ class _Compiler:
             foreign_keys=fks, model=None)
 
 
+def _as_postgres_stores_it(catalog: Catalog) -> Catalog:
+    """Every identifier cut to 63 bytes, as PostgreSQL cuts a longer one it is given.
+
+    Prisma cuts the constraint names it generates itself (see `constraint_name`) but
+    writes a longer table, column or type name as it is; PostgreSQL then stores its first
+    63 bytes (on a character boundary). The catalog holds what the database will hold, and
+    the DDL rendered from it is equivalent to Prisma's."""
+    def cut(name: str) -> str:
+        return _cut(name, MAX_IDENTIFIER_LENGTH)
+
+    def cuts(names: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(cut(n) for n in names)
+
+    if all(len(n.encode()) <= MAX_IDENTIFIER_LENGTH for n in _identifiers(catalog)):
+        return catalog
+    tables = []
+    for t in catalog.tables:
+        tables.append(replace(
+            t, name=cut(t.name),
+            columns=tuple(replace(c, name=cut(c.name), type=_cut_type(c.type)) for c in t.columns),
+            primary_key=replace(t.primary_key, name=cut(t.primary_key.name), columns=cuts(t.primary_key.columns))
+            if t.primary_key else None,
+            indexes=tuple(replace(i, name=cut(i.name), columns=tuple(replace(c, name=cut(c.name)) for c in i.columns))
+                          for i in t.indexes),
+            foreign_keys=tuple(replace(f, name=cut(f.name), columns=cuts(f.columns),
+                                       referenced_schema=cut(f.referenced_schema),
+                                       referenced_table=cut(f.referenced_table),
+                                       referenced_columns=cuts(f.referenced_columns))
+                               for f in t.foreign_keys)))
+    enums = tuple(replace(e, name=cut(e.name)) for e in catalog.enums)
+    return replace(catalog, tables=tuple(tables), enums=enums)
+
+
+def _identifiers(catalog: Catalog):
+    for e in catalog.enums:
+        yield e.name
+    for t in catalog.tables:
+        yield t.name
+        for c in t.columns:
+            yield c.name
+            yield c.type
+        if t.primary_key:
+            yield t.primary_key.name
+        for i in t.indexes:
+            yield i.name
+        for f in t.foreign_keys:
+            yield f.name
+
+
+def _cut_type(canonical: str) -> str:
+    m = re.fullmatch(r'"((?:[^"]|"")*)"\."((?:[^"]|"")*)"(\[\])?', canonical)
+    if not m:
+        return canonical
+    schema, name = (g.replace('""', '"') for g in m.groups()[:2])
+    return enum_type_ref(_cut(schema, MAX_IDENTIFIER_LENGTH), _cut(name, MAX_IDENTIFIER_LENGTH),
+                         array=bool(m.group(3)))
+
+
 def _name_pos(block: ast.Model | ast.Enum) -> ast.Pos:
     """Where the block's name starts (`model Log` → the L), assuming one space after the keyword."""
     keyword = getattr(block, "kind", "enum")
@@ -1103,6 +1161,21 @@ def _decimal_text(text: str, bad: SchemaError) -> str:
     if d == 0:
         out = out.lstrip("-")
     return out
+
+
+_CHRONO_NANOS = re.compile(r"'(\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{7,9}) ([+-]\d{2}:\d{2})'")
+
+
+def _to_microseconds(text: str) -> str:
+    """PostgreSQL rounds a literal's fractional seconds to microseconds; so must the canonical
+    default. Rewrites chrono literals with 7-9 fractional digits, carrying into the seconds."""
+    def round_one(m: re.Match) -> str:
+        day, hh, mm, ss, frac, zone = m.groups()
+        micros = round(int(frac.ljust(9, "0")) / 1000)
+        moment = datetime.fromisoformat(f"{day}T{hh}:{mm}:{ss}") + timedelta(microseconds=micros)
+        return f"'{moment:%Y-%m-%d %H:%M:%S}.{moment.microsecond:06d} {zone}'"
+
+    return _CHRONO_NANOS.sub(round_one, text)
 
 
 _RFC3339 = re.compile(

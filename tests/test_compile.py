@@ -468,3 +468,22 @@ def test_a_column_type_written_by_prisma_round_trips_through_the_mapping():
                       "timestamp(3) without time zone", '"public"."Role"', "uuid[]"):
         col = Column("c", canonical, True)
         assert ddl.column_type_sql(col) == ddl.prisma_type(canonical)
+
+
+def test_names_longer_than_63_bytes_are_held_as_postgresql_stores_them():
+    long_column = "ñame_with_ünicode_characters_that_are_multibyte_in_utf8_encodingxx"
+    (table,) = _compile(DS + f"model Ünïcödé {{\n  id Int @id\n  {long_column} Int @unique\n}}\n").tables
+    column = table.columns[1]
+    assert column.name == "ñame_with_ünicode_characters_that_are_multibyte_in_utf8_encod"
+    assert len(column.name.encode()) <= 63 and long_column.startswith(column.name)
+    assert table.indexes[0].columns[0].name == column.name
+    # the generated index name is Prisma's, computed from the full column name
+    assert table.indexes[0].name == "Ünïcödé_ñame_with_ünicode_characters_that_are_multiby_key"
+
+
+def test_a_nanosecond_default_is_canonical_at_microseconds_as_postgresql_rounds_it():
+    (table,) = _compile(DS + 'model A {\n  id Int @id\n'
+                        '  t DateTime @default("2020-01-01T23:59:59.9999996Z") @db.Timestamp(6)\n}\n').tables
+    t = table.columns[1]
+    assert t.default == "'2020-01-02 00:00:00'"
+    assert ddl.column_default_sql(t) == "'2020-01-01 23:59:59.999999600 +00:00'"
