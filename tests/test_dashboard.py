@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
@@ -84,10 +86,13 @@ def test_an_unreachable_database_is_one_error_line_without_the_password():
 
 
 @pytest.fixture
-def demo_state(tmp_path: Path) -> Iterator[Path]:
-    yield tmp_path
-    if (tmp_path / "demo-pg").exists():
-        start_demo(tmp_path).stop()  # the handle the app opened in this process
+def demo_state() -> Iterator[Path]:
+    # Outside pytest's basetemp: see tests/test_demo.py::fresh_state_dir.
+    state = Path(tempfile.mkdtemp(prefix="driftwatch-demo-test-"))
+    yield state
+    if (state / "demo-pg").exists():
+        start_demo(state).stop()  # the handle the app opened in this process
+    shutil.rmtree(state, ignore_errors=True)
 
 
 def test_without_a_database_url_the_page_checks_the_embedded_demo(demo_state):

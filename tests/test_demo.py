@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import subprocess
+import tempfile
 import sys
 import uuid
 from pathlib import Path
@@ -16,11 +18,27 @@ from checks.errors import UsageError
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def fresh_state_dir() -> Path:
+    """A state dir outside pytest's basetemp.
+
+    As root, pgserver runs PostgreSQL as the `pgserver` user and opens the path up for it;
+    a pytest starting concurrently re-closes /tmp/pytest-of-root to 0700 and pg_ctl then
+    fails with "Permission denied".
+    """
+    return Path(tempfile.mkdtemp(prefix="driftwatch-demo-test-"))
+
+
+def discard(state: Path) -> None:
+    if (state / "demo-pg").exists():
+        start_demo(state).stop()  # this process's handle: stops the server
+    shutil.rmtree(state, ignore_errors=True)
+
+
 @pytest.fixture(scope="module")
-def demo_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    state = tmp_path_factory.mktemp("demo-state")
+def demo_dir() -> Iterator[Path]:
+    state = fresh_state_dir()
     yield state
-    start_demo(state).stop()  # same process: the handle the tests used; stops the server
+    discard(state)
 
 
 @pytest.fixture(scope="module")
@@ -90,16 +108,17 @@ def test_the_healthy_scenario_has_both_migrations_in_its_own_database(demo_dir, 
     assert "avatar_projects" not in tables(incident.url)  # the incident database is untouched
 
 
-def test_a_restarted_server_keeps_the_seeded_database(tmp_path):
-    first = start_demo(tmp_path)
-    rows = migration_rows(first.url)
-    first.stop()
-    second = start_demo(tmp_path)
+def test_a_restarted_server_keeps_the_seeded_database():
+    state = fresh_state_dir()
     try:
+        first = start_demo(state)
+        rows = migration_rows(first.url)
+        first.stop()
+        second = start_demo(state)
         assert not second.seeded
         assert migration_rows(second.url) == rows
     finally:
-        second.stop()
+        discard(state)
 
 
 def test_an_unknown_scenario_is_a_usage_error(tmp_path):
