@@ -1,0 +1,58 @@
+"""Driftwatch's history: the audit log of what it did, and the monitoring history of what it saw.
+
+    from checks.history import HistoryStore, ActionRecord, timed_action
+
+    with HistoryStore.open() as store:          # see store.py for where it lives
+        with timed_action(store, "fix", database=url) as action:
+            ...
+
+Modules: `records` (dataclasses and pure rules, no SQLAlchemy), `timed` (timed_action),
+`tables` (the current schema), `migrations` (its ordered history), `store` (HistoryStore).
+Importing this package does not import SQLAlchemy; `HistoryStore` loads it on first use.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .records import (
+    KINDS,
+    OUTCOMES,
+    STATUSES,
+    TARGET_KINDS,
+    ActionRecord,
+    Flip,
+    Incident,
+    Observation,
+    Target,
+    default_actor,
+    next_flip,
+)
+from .timed import timed_action
+
+if TYPE_CHECKING:
+    from .store import HistoryStore, default_path
+
+__all__ = [
+    "KINDS",
+    "OUTCOMES",
+    "STATUSES",
+    "TARGET_KINDS",
+    "ActionRecord",
+    "Flip",
+    "HistoryStore",
+    "Incident",
+    "Observation",
+    "Target",
+    "default_actor",
+    "default_path",
+    "next_flip",
+    "timed_action",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("HistoryStore", "default_path"):
+        from . import store
+
+        return getattr(store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
