@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import tempfile
 import sys
 import uuid
 from pathlib import Path
@@ -76,11 +78,15 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield Server(external, "external")
         return
     kind = os.environ.get("DRIFTWATCH_TEST_PG", "pgserver")
-    local = start(kind, tmp_path_factory.mktemp(f"pg-{kind}"))
+    # Not under pytest's basetemp: a concurrent pytest session resets its permissions
+    # to owner-only, and the server runs as another user when the tests run as root.
+    datadir = Path(tempfile.mkdtemp(prefix=f"driftwatch-{kind}-"))
+    local = start(kind, datadir)
     try:
         yield Server(local.url, kind, local)
     finally:
         local.stop()
+        shutil.rmtree(datadir, ignore_errors=True)
 
 
 @pytest.fixture
