@@ -1,0 +1,564 @@
+"""The history store: audit log and monitoring history, on SQLite and on PostgreSQL alike."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import threading
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from sqlalchemy import UniqueConstraint, create_engine, inspect, select, text
+
+from checks.cli import run
+from checks.errors import HistoryError, UsageError
+from checks.history import ActionRecord, HistoryStore, Observation, next_flip, timed_action
+from checks.history import migrations, tables
+from tests.conftest import ROOT
+
+SECRET = "s3cr3t-Pa55"
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def psycopg_url(url: str) -> str:
+    return "postgresql+psycopg://" + url.split("://", 1)[1]
+
+
+@pytest.fixture(autouse=True)
+def no_real_store(tmp_path, monkeypatch):
+    """No test may read or write the user's own store."""
+    monkeypatch.delenv("DRIFTWATCH_HISTORY_URL", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request, tmp_path):
+    """A URL for an empty store: a SQLite file in tmp_path, or a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'history.sqlite3'}"
+    return psycopg_url(request.getfixturevalue("make_db")())
+
+
+@pytest.fixture
+def store(store_url):
+    with HistoryStore.open(store_url) as s:
+        yield s
+
+
+def call(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_one_clean_line(code: int, err: str) -> None:
+    assert code == 1
+    assert err.count("\n") == 1, err
+    assert err.startswith("driftwatch: error: ")
+    assert "Traceback" not in err
+    assert SECRET not in err
+
+
+DRIFT_BEFORE = {
+    "in_sync": False,
+    "summary": {"critical": 1, "warning": 1, "info": 0},
+    "findings": [
+        {"kind": "missing_table", "severity": "critical", "table": "avatar_projects",
+         "message": "table avatar_projects does not exist"},
+        {"kind": "missing_index", "severity": "warning", "table": "avatar_projects",
+         "message": "index avatar_projects_userId_idx does not exist"},
+    ],
+}
+DRIFT_AFTER = {"in_sync": True, "summary": {"critical": 0, "warning": 0, "info": 0}, "findings": []}
+
+
+def full_action(**overrides) -> ActionRecord:
+    fields = dict(
+        kind="fix", outcome="applied", actor="alice@ops-1",
+        started_at=T0, finished_at=T0 + timedelta(milliseconds=1500), duration_ms=1500,
+        environment="production", database="postgresql://app@db.internal:5432/avatar_studio",
+        target="prisma/schema.prisma",
+        statements='CREATE TABLE "avatar_projects" ("id" TEXT NOT NULL);\nCREATE INDEX "x" ON "a"("b");',
+        drift_before=DRIFT_BEFORE, drift_after=DRIFT_AFTER,
+        details={"plan": ["create table", "create index"], "rehearsed": True},
+    )
+    fields.update(overrides)
+    return ActionRecord(**fields)
+
+
+# -- the audit log ---------------------------------------------------------------------------
+
+
+def test_an_action_round_trips_with_every_field(store):
+    record = full_action()
+    action_id = store.record_action(record)
+    got = store.get_action(action_id)
+    assert got is not None
+    assert got.id == action_id
+    record.id = action_id
+    assert got == record
+    assert got.started_at.tzinfo is not None and got.started_at.utcoffset() == timedelta(0)
+
+
+def test_a_missing_action_is_none(store):
+    assert store.get_action(12345) is None
+
+
+def test_actions_are_listed_newest_first_and_filter_by_kind_and_time(store):
+    for minutes, kind in [(0, "fix"), (10, "deploy"), (20, "fix"), (30, "runbook")]:
+        store.record_action(full_action(kind=kind, started_at=T0 + timedelta(minutes=minutes)))
+    listed = store.list_actions()
+    assert [a.started_at for a in listed] == sorted((a.started_at for a in listed), reverse=True)
+    assert [a.kind for a in listed] == ["runbook", "fix", "deploy", "fix"]
+    assert [a.kind for a in store.list_actions(limit=2)] == ["runbook", "fix"]
+    assert {a.kind for a in store.list_actions(kind="fix")} == {"fix"}
+    assert len(store.list_actions(kind="fix")) == 2
+    assert [a.kind for a in store.list_actions(since=T0 + timedelta(minutes=15))] == ["runbook", "fix"]
+
+
+def test_an_unknown_outcome_is_refused_before_anything_is_written(store):
+    with pytest.raises(ValueError, match="outcome"):
+        store.record_action(full_action(outcome="done"))
+    assert store.list_actions() == []
+
+
+def test_timed_action_records_success_with_its_timing(store):
+    with timed_action(store, "fix", database="postgresql://app@db/app", environment="staging") as action:
+        action.statements = "ALTER TABLE a ADD COLUMN b int;"
+        action.outcome = "rehearsed"
+    assert action.id is not None
+    got = store.get_action(action.id)
+    assert got.outcome == "rehearsed"
+    assert got.statements == "ALTER TABLE a ADD COLUMN b int;"
+    assert got.finished_at >= got.started_at
+    assert got.duration_ms is not None and got.duration_ms >= 0
+    assert got.error is None
+    assert "@" in got.actor  # $USER@hostname by default
+
+
+def test_timed_action_records_a_failure_and_reraises_the_same_exception(store):
+    boom = RuntimeError(f"could not apply to postgresql://bob:{SECRET}@db/app\nsecond line")
+    with pytest.raises(RuntimeError) as raised:
+        with timed_action(store, "deploy", database=f"postgresql://bob:{SECRET}@db/app") as action:
+            action.statements = "CREATE TABLE t ();"
+            raise boom
+    assert raised.value is boom
+    got = store.get_action(action.id)
+    assert got.outcome == "failed"
+    assert got.error.startswith("RuntimeError: could not apply to postgresql://bob:***@db/app")
+    assert "second line" not in got.error and "\n" not in got.error
+    assert SECRET not in got.error
+    assert got.finished_at is not None and got.duration_ms is not None
+    assert got.database == "postgresql://bob@db/app"
+
+
+def test_timed_action_keeps_refused_when_the_body_set_it_before_raising(store):
+    class Refused(Exception):
+        pass
+
+    with pytest.raises(Refused):
+        with timed_action(store, "fix") as action:
+            action.outcome = "refused"
+            raise Refused("DROP COLUMN needs --allow-destructive")
+    assert store.get_action(action.id).outcome == "refused"
+
+
+def test_timed_action_takes_the_outcome_an_exception_names(store):
+    class RolledBack(Exception):
+        audit_outcome = "rolled_back"
+
+    with pytest.raises(RolledBack):
+        with timed_action(store, "fix") as action:
+            raise RolledBack("statement 3 failed; the transaction was rolled back")
+    assert store.get_action(action.id).outcome == "rolled_back"
+
+
+def test_timed_action_never_hides_the_failure_when_the_store_cannot_write():
+    class BrokenStore:
+        def record_action(self, record):
+            raise HistoryError("cannot record an action in history store x: disk full")
+
+    with pytest.raises(KeyError) as raised:
+        with timed_action(BrokenStore(), "fix"):
+            raise KeyError("the real failure")
+    assert any("was not stored" in note for note in raised.value.__notes__)
+
+
+def test_no_password_is_stored_even_when_handed_one(store, store_url):
+    url = f"postgresql+psycopg://bob:{SECRET}@db.internal:5432/app"
+    action_id = store.record_action(full_action(
+        database=url,
+        statements=f"driftwatch check --database-url postgresql://bob:{SECRET}@db.internal/app",
+        error=f"connection to {url} failed",
+        details={"url": url, "password": SECRET, "nested": [{"api_key": SECRET}]},
+        drift_before={"note": f"postgres://bob:{SECRET}@h/db"},
+    ))
+    got = store.get_action(action_id)
+    assert got.database == "postgresql://bob@db.internal:5432/app"
+    assert SECRET not in json.dumps(got.to_json())
+    # Read the raw row too: what is on disk, not what the API shows.
+    engine = create_engine(store_url)
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET search_path TO driftwatch"))
+        row = conn.execute(text("SELECT * FROM actions")).one()
+    engine.dispose()
+    assert SECRET not in " ".join(str(v) for v in row)
+
+
+# -- migrations ------------------------------------------------------------------------------
+
+
+def test_opening_twice_is_idempotent(store_url):
+    with HistoryStore.open(store_url) as first:
+        first.record_action(full_action())
+    with HistoryStore.open(store_url) as second:
+        assert second.schema_version() == migrations.LATEST
+        assert len(second.list_actions()) == 1
+        with second.engine.connect() as conn:
+            versions = conn.execute(select(tables.schema_version.c.version)).scalars().all()
+        assert versions == [m.version for m in migrations.MIGRATIONS]
+
+
+def test_a_store_at_version_1_upgrades_to_the_latest_and_keeps_its_actions(store_url):
+    old = HistoryStore.open(store_url, migrate=False)
+    assert migrations.upgrade(old.engine, to=1) == [1]
+    assert old.schema_version() == 1
+    with old.engine.connect() as conn:
+        assert not inspect(conn).has_table("targets", schema=tables.PG_SCHEMA if old.dialect == "postgresql" else None)
+    action_id = old.record_action(full_action())
+    old.close()
+
+    with HistoryStore.open(store_url) as store:
+        assert store.schema_version() == migrations.LATEST
+        assert store.get_action(action_id).statements == full_action().statements
+        store.add_target("api", "health")
+        assert store.record_observation("api", "up", observed_at=T0) is True
+
+
+def test_the_migrations_build_exactly_the_schema_the_code_uses(store):
+    schema = tables.PG_SCHEMA if store.dialect == "postgresql" else None
+    with store.engine.connect() as conn:
+        insp = inspect(conn)
+        assert set(insp.get_table_names(schema=schema)) == set(tables.metadata.tables)
+        for table in tables.metadata.sorted_tables:
+            live = {c["name"]: c for c in insp.get_columns(table.name, schema=schema)}
+            assert list(live) == [c.name for c in table.columns], table.name
+            for column in table.columns:
+                assert live[column.name]["nullable"] == column.nullable, (table.name, column.name)
+                want = column.type.compile(dialect=conn.dialect)
+                got = live[column.name]["type"].compile(dialect=conn.dialect)
+                assert got.split("(")[0] == want.split("(")[0], (table.name, column.name, got, want)
+            live_indexes = {i["name"]: i["column_names"] for i in insp.get_indexes(table.name, schema=schema)
+                            if not i.get("duplicates_constraint")}  # PostgreSQL lists a unique's index too
+            want_indexes = {i.name: [c.name for c in i.columns] for i in table.indexes}
+            assert live_indexes == want_indexes, table.name
+            live_uniques = {tuple(u["column_names"]) for u in insp.get_unique_constraints(table.name, schema=schema)}
+            want_uniques = {tuple(c.name for c in k.columns) for k in table.constraints
+                            if isinstance(k, UniqueConstraint)} | {(c.name,) for c in table.columns if c.unique}
+            assert live_uniques == want_uniques, table.name
+            live_fks = {(tuple(f["constrained_columns"]), f["referred_table"], f["options"].get("ondelete"))
+                        for f in insp.get_foreign_keys(table.name, schema=schema)}
+            want_fks = {((f.parent.name,), f.column.table.name, f.ondelete) for f in table.foreign_keys}
+            assert live_fks == want_fks, table.name
+
+
+def test_postgresql_tables_live_in_their_own_schema_not_the_applications(store):
+    if store.dialect != "postgresql":
+        pytest.skip("SQLite has no schemas")
+    with store.engine.connect() as conn:
+        assert inspect(conn).get_table_names(schema="public") == []
+
+
+def test_a_store_newer_than_this_code_is_refused(store_url):
+    with HistoryStore.open(store_url) as store:
+        with store.engine.connect() as conn:
+            conn.execute(tables.schema_version.insert().values(
+                version=migrations.LATEST + 1, description="from the future", applied_at=T0))
+            conn.commit()
+    with pytest.raises(HistoryError, match="newer than this Driftwatch"):
+        HistoryStore.open(store_url)
+
+
+def test_stores_opened_at_the_same_time_apply_each_migration_once(store_url):
+    errors: list[BaseException] = []
+
+    def open_it():
+        try:
+            HistoryStore.open(store_url).close()
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with HistoryStore.open(store_url) as store, store.engine.connect() as conn:
+        versions = conn.execute(select(tables.schema_version.c.version)).scalars().all()
+    assert sorted(versions) == [m.version for m in migrations.MIGRATIONS]
+
+
+# -- monitoring ------------------------------------------------------------------------------
+
+
+def test_observations_create_flips_only_on_status_change(store):
+    store.add_target("api /health", "health", {"url": "https://api.example.com/health"})
+    statuses = ["up", "up", "down", "down", "degraded", "up", "up"]
+    created = [
+        store.record_observation("api /health", s, observed_at=T0 + timedelta(minutes=i), latency_ms=12.5)
+        for i, s in enumerate(statuses)
+    ]
+    assert created == [True, False, True, False, True, True, False]
+    assert [(f.from_status, f.to_status) for f in store.flips("api /health")] == [
+        (None, "up"), ("up", "down"), ("down", "degraded"), ("degraded", "up"),
+    ]
+    assert [f.at for f in store.flips("api /health", since=T0 + timedelta(minutes=3))] == [
+        T0 + timedelta(minutes=4), T0 + timedelta(minutes=5),
+    ]
+    assert store.latest_status("api /health") == "up"
+
+
+def test_probes_racing_on_one_target_record_one_flip(store):
+    store.add_target("api", "health")
+
+    def probe():
+        for _ in range(5):
+            store.record_observation("api", "down")
+
+    threads = [threading.Thread(target=probe) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(store.observations("api")) == 20
+    assert [(f.from_status, f.to_status) for f in store.flips("api")] == [(None, "down")]
+
+
+def test_a_late_observation_is_kept_but_changes_no_status(store):
+    store.add_target("web", "deployment")
+    store.record_observation("web", "up", observed_at=T0 + timedelta(minutes=5))
+    assert store.record_observation("web", "down", observed_at=T0) is False
+    assert store.latest_status("web") == "up"
+    assert len(store.observations("web")) == 2
+    assert [o.status for o in store.observations("web")] == ["down", "up"]
+
+
+def test_next_flip_is_a_pure_rule():
+    up = Observation("t", T0, "up")
+    assert next_flip(None, up).from_status is None
+    assert next_flip(up, Observation("t", T0 + timedelta(seconds=1), "up")) is None
+    assert next_flip(up, Observation("t", T0 + timedelta(seconds=1), "down")).to_status == "down"
+    assert next_flip(up, Observation("t", T0 - timedelta(seconds=1), "down")) is None
+
+
+def test_the_latest_observation_of_every_target_comes_in_one_call(store):
+    store.add_target("a", "health")
+    store.add_target("b", "smoke")
+    store.add_target("quiet", "drift")
+    for i in range(3):
+        store.record_observation("a", "up" if i < 2 else "down", observed_at=T0 + timedelta(minutes=i))
+        store.record_observation("b", "degraded", observed_at=T0 + timedelta(minutes=i), detail={"step": i})
+    latest = store.latest_observations()
+    assert set(latest) == {"a", "b"}
+    assert latest["a"].status == "down" and latest["a"].observed_at == T0 + timedelta(minutes=2)
+    assert latest["b"].detail == {"step": 2}
+    assert store.latest_status("quiet") is None
+
+
+def test_an_unknown_target_is_a_usage_error(store):
+    with pytest.raises(UsageError, match="no target 'ghost'"):
+        store.record_observation("ghost", "up")
+
+
+def test_a_target_config_is_stored_without_secrets(store):
+    store.add_target("db", "drift", {"database_url": f"postgresql://bob:{SECRET}@db/app", "token": SECRET})
+    store.add_target("db", "drift", {"database_url": f"postgresql://bob:{SECRET}@db/app2"})  # update in place
+    [target] = store.targets()
+    assert target.config == {"database_url": "postgresql://bob:***@db/app2"}
+
+
+def test_prune_deletes_old_observations_but_keeps_each_targets_newest_and_every_flip(store):
+    store.add_target("busy", "health")
+    store.add_target("quiet", "health")
+    for day in range(10):
+        store.record_observation("busy", "up" if day % 3 else "down", observed_at=T0 + timedelta(days=day))
+    store.record_observation("quiet", "up", observed_at=T0)
+    flips_before = store.flips()
+
+    deleted = store.prune(T0 + timedelta(days=7), batch=2)  # batches of 2 exercise the loop
+
+    assert deleted == 7  # busy's days 0..6; quiet's only observation is its newest, kept
+    assert [o.observed_at for o in store.observations("busy")] == [T0 + timedelta(days=d) for d in (7, 8, 9)]
+    assert store.latest_status("quiet") == "up"
+    assert store.flips() == flips_before
+    assert store.prune(timedelta(days=365 * 100)) == 0
+
+
+def test_incidents_open_and_close(store):
+    first = store.open_incident("api down", {"targets": ["api"]}, opened_at=T0)
+    second = store.open_incident("drift in production", opened_at=T0 + timedelta(hours=1))
+    store.close_incident(first, closed_at=T0 + timedelta(minutes=20), summary={"cause": "missing table"})
+    assert [i.id for i in store.incidents()] == [second, first]
+    assert [i.id for i in store.incidents(open_only=True)] == [second]
+    closed = store.incidents()[1]
+    assert closed.closed_at == T0 + timedelta(minutes=20) and closed.summary == {"cause": "missing table"}
+    with pytest.raises(UsageError):
+        store.close_incident(first)
+
+
+# -- where the store lives, and when it cannot be opened ------------------------------------
+
+
+def test_the_default_store_is_a_private_file_under_xdg_data_home(tmp_path, monkeypatch):
+    monkeypatch.delenv("DRIFTWATCH_HISTORY_URL", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    with HistoryStore.open() as store:
+        store.record_action(full_action())
+    path = tmp_path / "data" / "driftwatch" / "history.sqlite3"
+    assert store.location == str(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_driftwatch_history_url_overrides_the_default(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setenv("DRIFTWATCH_HISTORY_URL", str(tmp_path / "team.sqlite3"))
+    with HistoryStore.open() as store:
+        assert store.location == str(tmp_path / "team.sqlite3")
+    assert not (tmp_path / "data").exists()
+
+
+def test_a_plain_postgresql_url_uses_psycopg_and_never_shows_its_password(make_db):
+    from urllib.parse import urlsplit
+
+    url = make_db()
+    parts = urlsplit(url)
+    if not parts.password:  # a trusting test server ignores it; it must still never be shown
+        host = parts.netloc.rsplit("@", 1)[-1]
+        url = parts._replace(netloc=f"{parts.username or 'postgres'}:{SECRET}@{host}").geturl()
+    with_password = url
+    with HistoryStore.open(with_password) as store:
+        assert store.dialect == "postgresql"
+        assert store.engine.dialect.driver == "psycopg"
+        assert SECRET not in store.location and SECRET not in repr(store)
+        store.record_action(full_action())
+
+
+def test_a_store_in_a_missing_directory_is_one_clean_error_line(tmp_path):
+    path = tmp_path / "no" / "such" / "dir" / "history.sqlite3"
+    code, out, err = call("audit", "--history-url", str(path))
+    assert_one_clean_line(code, err)
+    assert f"{tmp_path / 'no' / 'such' / 'dir'} does not exist" in err
+    assert not path.parent.exists()
+
+
+def test_a_store_under_a_file_is_one_clean_error_line(tmp_path):
+    (tmp_path / "afile").write_text("x")
+    code, _, err = call("audit", "--history-url", f"sqlite:///{tmp_path / 'afile' / 'history.sqlite3'}")
+    assert_one_clean_line(code, err)
+    assert "is not a directory" in err
+
+
+@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root may write anywhere")
+def test_a_store_in_a_read_only_directory_is_one_clean_error_line(tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    try:
+        code, _, err = call("audit", "--history-url", str(locked / "history.sqlite3"))
+    finally:
+        locked.chmod(0o700)
+    assert_one_clean_line(code, err)
+    assert "cannot create it" in err
+
+
+def test_a_file_that_is_not_a_store_is_one_clean_error_line(tmp_path):
+    bogus = tmp_path / "notes.txt"
+    bogus.write_text("this is not a database, it is a shopping list\n" * 100)
+    code, _, err = call("audit", "--history-url", str(bogus))
+    assert_one_clean_line(code, err)
+    assert str(bogus) in err
+
+
+def test_an_unreachable_postgresql_store_is_one_line_naming_it_without_the_password():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code, _, err = call("audit", "--history-url", f"postgresql://bob:{SECRET}@127.0.0.1:{port}/ops")
+    assert_one_clean_line(code, err)
+    assert f"postgresql://bob@127.0.0.1:{port}/ops" in err
+    assert "connection refused" in err
+
+
+def test_an_unsupported_url_is_one_clean_error_line():
+    code, _, err = call("audit", "--history-url", f"mysql://bob:{SECRET}@db/ops")
+    assert_one_clean_line(code, err)
+    assert "unsupported history store URL mysql://" in err
+
+
+# -- the CLI ---------------------------------------------------------------------------------
+
+
+def test_the_cli_lists_actions_newest_first(store, store_url):
+    store.record_action(full_action(kind="fix", started_at=T0))
+    store.record_action(full_action(kind="deploy", outcome="failed", started_at=T0 + timedelta(hours=1),
+                                    duration_ms=65_000, error="exit 1"))
+    code, out, err = call("audit", "--history-url", store_url)
+    assert (code, err) == (0, "")
+    header, newest, oldest = out.splitlines()
+    assert header.split() == ["ID", "WHEN", "(UTC)", "WHO", "KIND", "DATABASE", "OUTCOME", "DURATION"]
+    assert newest.split()[3:] == ["alice@ops-1", "deploy", "postgresql://app@db.internal:5432/avatar_studio",
+                                  "failed", "1m05s"]
+    assert "2026-03-01 13:00:00" in newest
+    assert oldest.split()[4] == "fix" and oldest.split()[-1] == "1.5s"
+
+    code, out, _ = call("audit", "--history-url", store_url, "--kind", "fix", "--format", "json")
+    assert code == 0
+    listed = json.loads(out)["actions"]
+    assert [a["kind"] for a in listed] == ["fix"]
+    assert listed[0]["drift_before"] == DRIFT_BEFORE
+    assert listed[0]["started_at"] == "2026-03-01T12:00:00+00:00"
+
+    code, out, _ = call("audit", "--history-url", store_url, "--limit", "1")
+    assert len(out.splitlines()) == 2
+
+
+def test_the_cli_shows_one_action_with_its_sql_and_drift(store, store_url):
+    action_id = store.record_action(full_action())
+    code, out, err = call("audit", "show", str(action_id), "--history-url", store_url)
+    assert (code, err) == (0, "")
+    assert f"action {action_id}" in out
+    assert 'CREATE TABLE "avatar_projects" ("id" TEXT NOT NULL);' in out
+    assert "drift before: drift (1 critical, 1 warning, 0 info)" in out
+    assert "missing_table" in out and "table avatar_projects does not exist" in out
+    assert "drift after: in sync (0 critical, 0 warning, 0 info)" in out
+    assert "production" in out and "prisma/schema.prisma" in out
+
+    code, out, _ = call("audit", "--history-url", store_url, "show", str(action_id), "--format", "json")
+    assert code == 0
+    assert json.loads(out)["statements"] == full_action().statements
+
+
+def test_the_cli_says_so_when_an_action_does_not_exist(store_url):
+    code, _, err = call("audit", "show", "999", "--history-url", store_url)
+    assert_one_clean_line(code, err)
+    assert "no action 999" in err
+
+
+def test_the_cli_says_so_when_the_log_is_empty(tmp_path):
+    code, out, _ = call("audit", "--history-url", str(tmp_path / "h.sqlite3"))
+    assert code == 0
+    assert out == f"no actions recorded in {tmp_path / 'h.sqlite3'}\n"
+
+
+def test_driftwatch_help_does_not_import_sqlalchemy():
+    probe = ("import sys, checks.cli as c, checks.history, checks.commands.audit; c.build_parser(); "
+             "print('sqlalchemy' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
