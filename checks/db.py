@@ -30,7 +30,7 @@ def redact(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparsable database URL>"
-    if parts.scheme not in _SCHEMES:
+    if parts.scheme.split("+")[0] not in _SCHEMES:
         return "<database URL>"
     user = unquote(parts.username) if parts.username else ""
     try:
@@ -55,7 +55,7 @@ def scrub(text: str, url: str | None = None) -> str:
         if password:
             text = text.replace(password, "***")
             text = text.replace(unquote(password), "***")
-    text = re.sub(r"(postgres(?:ql)?://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
+    text = re.sub(r"((?:postgres(?:ql)?|sqlite|mysql)(?:\+\w+)?://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
     return re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.IGNORECASE)
 
 
@@ -75,7 +75,7 @@ def validate_url(url: str) -> None:
         )
 
 
-def _explain(exc: Exception, url: str) -> str:
+def explain_connect_error(exc: Exception, url: str) -> str:
     """Turn a libpq message into the one line an on-call engineer needs."""
     raw = scrub(str(exc).strip(), url)
     low = raw.lower()
@@ -115,6 +115,6 @@ def connect(
             application_name=application_name,
         )
     except psycopg.Error as exc:
-        raise DatabaseError(_explain(exc, url)) from None
+        raise DatabaseError(explain_connect_error(exc, url)) from None
     except (ValueError, UnicodeError) as exc:
         raise UsageError(f"malformed database URL {redact(url)}: {scrub(str(exc), url)}") from None

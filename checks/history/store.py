@@ -213,9 +213,9 @@ class HistoryStore:
         except SQLAlchemyError as exc:
             engine.dispose()
             if loc.dialect == "postgresql" and isinstance(exc, DBAPIError) and exc.orig is not None:
-                from ..db import _explain  # the same wording as every other connection failure
+                from ..db import explain_connect_error  # the same wording as every other connection failure
 
-                raise HistoryError(f"history store: {_explain(exc.orig, 'postgresql://' + loc.url.split('://', 1)[1])}") from None
+                raise HistoryError(f"history store: {explain_connect_error(exc.orig, 'postgresql://' + loc.url.split('://', 1)[1])}") from None
             raise HistoryError(f"cannot open history store {loc.shown}: {_reason(exc, loc.url)}") from None
         store = cls(engine, loc)
         if migrate:
