@@ -365,6 +365,9 @@ class _Compiler:
                     raise _err(f'{where}: @@schema("{name}") is not one of the datasource schemas '
                                f'[{listed}]', a.pos)
                 return name
+        if self.declared_schemas is not None:
+            raise _err(f"{where}: the datasource lists schemas = [...], so this needs an "
+                       f'@@schema("...") attribute naming one of them', pos)
         return "public"
 
     # ------------------------------------------------------------------ enums
@@ -435,9 +438,24 @@ class _Compiler:
             if f.name in seen:
                 raise _err(f'{_where(m, f)}: the field "{f.name}" is defined twice', f.pos)
             seen.add(f.name)
+            is_relation = f.type.name in self.models and f.type.unsupported is None
+            attrs_seen: set[str] = set()
             for a in f.attributes:
                 if a.name not in _FIELD_ATTRIBUTES and "." not in a.name:
                     raise _err(f"{_where(m, f)}: unknown attribute @{a.name}", a.pos)
+                key = "native type" if "." in a.name else a.name
+                if key in attrs_seen:
+                    raise _err(f"{_where(m, f)}: @{a.name} is given twice"
+                               if key != "native type" else f"{_where(m, f)}: a second native type @{a.name}",
+                               a.pos)
+                attrs_seen.add(key)
+                if is_relation and a.name in ("default", "updatedAt", "id", "unique") or \
+                        is_relation and "." in a.name:
+                    raise _err(f"{_where(m, f)}: @{a.name} cannot go on a relation field; put it on the "
+                               "scalar field the relation uses", a.pos)
+                if not is_relation and a.name == "relation":
+                    raise _err(f'{_where(m, f)}: @relation on a field of type {f.type.name}, which is not '
+                               'a model', a.pos)
                 if a.name == "id" and a.arg("sort") is not None:
                     raise _err(f"{_where(m, f)}: PostgreSQL primary keys take no sort: argument", a.pos)
         for a in m.attributes:
@@ -859,10 +877,13 @@ class _Compiler:
             m, f = rel.model, rel.field
             if rel.target.kind == "view":
                 continue
+            opp = self.opposite(rel, rels)
+            if opp is None:
+                raise _err(f'{_where(m, f)}: the relation to "{rel.target.name}" has no opposite '
+                           f'relation field on model "{rel.target.name}"', f.pos)
             if rel.fields is not None or rel.references is not None:
                 self.inline_relation(rel)
                 continue
-            opp = self.opposite(rel, rels)
             if f.type.list and opp is not None and opp.field.type.list and opp.fields is None:
                 # implicit many-to-many, created once, from model A's side
                 if m.name > rel.target.name:
@@ -871,9 +892,6 @@ class _Compiler:
                     continue
                 join_tables.append(self.join_table(rel, opp))
                 continue
-            if opp is None:
-                raise _err(f'{_where(m, f)}: the relation to "{rel.target.name}" has no opposite '
-                           f'relation field on model "{rel.target.name}"', f.pos)
             if not f.type.list and not opp.field.type.list and opp.fields is None and opp.references is None:
                 raise _err(f'{_where(m, f)}: a one-to-one relation needs fields: [...] and references: [...] '
                            'on one side', f.pos)
