@@ -453,7 +453,7 @@ class _Compiler:
                         is_relation and "." in a.name:
                     raise _err(f"{_where(m, f)}: @{a.name} cannot go on a relation field; put it on the "
                                "scalar field the relation uses", a.pos)
-                if not is_relation and a.name == "relation":
+                if a.name == "relation" and (f.type.name in SCALARS or f.type.name in self.enums):
                     raise _err(f'{_where(m, f)}: @relation on a field of type {f.type.name}, which is not '
                                'a model', a.pos)
                 if a.name == "id" and a.arg("sort") is not None:

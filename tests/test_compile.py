@@ -379,6 +379,7 @@ enum Role {
 model User {
   id    Int    @id
   roles Role[]
+  posts Post[]
   @@schema("auth")
 }
 model Post {
