@@ -397,6 +397,13 @@ class _Compiler:
                            'not on PostgreSQL; use a model with a relation or a Json field', m.pos)
         self.compile_enums()
         models = [m for m in self.schema.models if m.kind == "model"]
+        for v in self.schema.models:
+            if v.kind == "view":  # no DDL, but a typo in a view is still a broken schema
+                for f in v.fields:
+                    known = f.type.name in SCALARS or f.type.name in self.enums or f.type.name in self.models
+                    if not known and f.type.unsupported is None and f.type.name != "Unsupported":
+                        raise _err(f'{_where(v, f)}: unknown type "{f.type.name}" (not a scalar type, '
+                                   'a model or an enum)', f.type.pos)
         for m in models:
             self.compile_model(m)
         rels = self.collect_relations()
@@ -449,11 +456,17 @@ class _Compiler:
                                if key != "native type" else f"{_where(m, f)}: a second native type @{a.name}",
                                a.pos)
                 attrs_seen.add(key)
-                if is_relation and a.name in ("default", "updatedAt", "id", "unique") or \
+                if "." in a.name and (f.type.name in self.enums or f.type.unsupported is not None):
+                    raise _err(f"{_where(m, f)}: native type @{a.name} on a field that is not of a "
+                               "scalar type", a.pos)
+                if a.name == "updatedAt" and not is_relation and f.type.name != "DateTime":
+                    raise _err(f"{_where(m, f)}: @updatedAt only goes on DateTime fields", a.pos)
+                if is_relation and a.name in ("default", "updatedAt", "id", "unique", "map") or \
                         is_relation and "." in a.name:
                     raise _err(f"{_where(m, f)}: @{a.name} cannot go on a relation field; put it on the "
                                "scalar field the relation uses", a.pos)
-                if a.name == "relation" and (f.type.name in SCALARS or f.type.name in self.enums):
+                if a.name == "relation" and (f.type.name in SCALARS or f.type.name in self.enums
+                                             or f.type.unsupported is not None):
                     raise _err(f'{_where(m, f)}: @relation on a field of type {f.type.name}, which is not '
                                'a model', a.pos)
                 if a.name == "id" and a.arg("sort") is not None:
