@@ -256,10 +256,26 @@ def drop_not_null(table: Table, column: Column) -> str:
 
 
 def set_default(table: Table, column: Column) -> str:
+    """``SET DEFAULT``; for an autoincrement column, Prisma's three statements that give it a
+    sequence like the one SERIAL creates (``IF NOT EXISTS`` added: a column that only lost its
+    default still owns its old sequence, and Prisma's plain CREATE would fail on it)."""
     default = column_default_sql(column)
+    if default is None and column.autoincrement:
+        seq = _sequence_name(table, column)
+        return (f"CREATE SEQUENCE IF NOT EXISTS {seq};\n"
+                + _alter_column(table, column, f"SET DEFAULT nextval({string_literal(seq)})")
+                + f"\nALTER SEQUENCE {seq} OWNED BY {_table(table)}.{quote_ident(column.name)};")
     if default is None:
         return drop_default(table, column)
     return _alter_column(table, column, f"SET DEFAULT {default}")
+
+
+def _sequence_name(table: Table, column: Column) -> str:
+    # Prisma: "{table}_{column}_seq", lower-cased and unquoted (as SERIAL names it for
+    # lower-case names); quoted when that would not be a plain identifier.
+    name = f"{table.name}_{column.name}_seq".lower()
+    ident = name if re.fullmatch(r"[a-z_][a-z0-9_$]*", name) else quote_ident(name)
+    return ident if table.schema in (DEFAULT_SCHEMA, "") else f"{quote_ident(table.schema)}.{ident}"
 
 
 def drop_default(table: Table, column: Column) -> str:

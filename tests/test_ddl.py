@@ -217,3 +217,11 @@ def test_the_script_orders_steps_like_prisma_and_sorts_schemas_by_name():
 
 def test_an_empty_catalog_is_prismas_empty_migration():
     assert ddl.render_script(Catalog()) == "-- This is an empty migration.\n"
+
+
+def test_restoring_autoincrement_creates_and_attaches_a_sequence_like_prisma():
+    table = Table("public", "ai_usage_logs", (Column("id", "integer", False, None, True),))
+    assert ddl.set_default(table, table.columns[0]) == (
+        "CREATE SEQUENCE IF NOT EXISTS ai_usage_logs_id_seq;\n"
+        """ALTER TABLE "ai_usage_logs" ALTER COLUMN "id" SET DEFAULT nextval('ai_usage_logs_id_seq');\n"""
+        'ALTER SEQUENCE ai_usage_logs_id_seq OWNED BY "ai_usage_logs"."id";')
