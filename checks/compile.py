@@ -18,9 +18,18 @@ checked against the engine itself (`tools/regen_goldens.py`, ``oracle.mjs``):
   ``<table>_<cols>_key`` / ``_idx`` / ``_fkey``, cut to 63 bytes on a character
   boundary as Prisma cuts them; join tables ``_<Relation>`` with ``A``/``B`` columns,
   ``_AB_pkey``, ``_B_index`` and cascading foreign keys;
-* foreign keys with Prisma's default actions (``ON DELETE SET NULL`` for an optional
-  relation, ``RESTRICT`` for a required one, ``ON UPDATE CASCADE``), none at all with
-  ``relationMode = "prisma"``.
+* foreign keys with Prisma's default actions (``ON DELETE SET NULL`` when every
+  referencing column is optional, else ``RESTRICT``; ``ON UPDATE CASCADE``), none at all
+  with ``relationMode = "prisma"``;
+* partial indexes: ``where: raw("...")`` kept as written, the object form
+  (``where: { deletedAt: null }``) in PostgreSQL's deparsed spelling, as the inspector
+  reads it back; Prisma's own text rides along in ``Index.ddl_where``;
+* names longer than 63 bytes as PostgreSQL stores them (it cuts what Prisma writes).
+
+Where the canonical form cannot be rendered back to Prisma's text (bare ``CHAR``,
+``Unsupported("...")``, ``dbgenerated`` casts, an explicit ``ASC``, a default opclass
+spelled out), the compiler records Prisma's spelling in the ``ddl_*`` fields of the
+catalog, so that `checks.ddl.render_script` reproduces Prisma's script byte for byte.
 
 Semantic errors raise `SchemaError` located at file:line:column, naming the model and
 field. Prisma validates much more than this (it is a compiler for drift checks, not a
