@@ -743,11 +743,17 @@ class _Compiler:
             col = t.column_of.get(f.name)
             if col is None:
                 raise _err(f"{_where(m, f)}: @id on a relation field", a.pos)
+            if col.nullable:
+                raise _err(f"{_where(m, f)}: an @id field must be required (not optional, not a list)", a.pos)
             t.primary_key = PrimaryKey(_str_arg(a, "map") or primary_key_name(t.name), (col.name,))
             t.names.append((t.primary_key.name, "index", a.pos))
         elif block_id is not None:
             refs = _field_refs(block_id.arg("fields", 0).value if block_id.arg("fields", 0) else None)
             cols = self.index_columns(m, t, refs, block_id, "btree", "@@id")
+            for c in cols:
+                if _col_by_name(t, c.name).nullable:
+                    raise _err(f'{_where(m)}: @@id names "{_col_by_name(t, c.name).model_field}", an optional '
+                               "field; primary key fields must be required", block_id.pos)
             t.primary_key = PrimaryKey(_str_arg(block_id, "map") or primary_key_name(t.name),
                                        tuple(c.name for c in cols))
             t.names.append((t.primary_key.name, "index", block_id.pos))
