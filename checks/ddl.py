@@ -18,6 +18,8 @@ Defaults likewise: `Column.ddl_default` when set, else derived from `Column.defa
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import re
 
 from .catalog import (
@@ -209,6 +211,37 @@ def add_enum_value(enum: Enum, value: str) -> str:
     return f"ALTER TYPE {qualified(enum.schema, enum.name)} ADD VALUE {string_literal(value)};"
 
 
+def recreate_enum(enum: Enum, usages: Sequence[tuple[Table, Column]]) -> str:
+    """Prisma's way to remove values from an enum: build the new type, move every column
+    using it across (a row holding a removed value makes the cast fail, so no data is
+    silently lost), swap the names, drop the old type, restore defaults.
+
+    Prisma wraps these in BEGIN/COMMIT; Driftwatch leaves them out because it always
+    runs a plan inside its own transaction.
+    """
+    new = enum.name + "_new"
+    old = enum.name + "_old"
+    new_ref = qualified(enum.schema, new)
+    values = ", ".join(string_literal(v) for v in enum.values)
+    out = [f"CREATE TYPE {new_ref} AS ENUM ({values});"]
+    for table, column in usages:
+        if column.default is not None:
+            out.append(f"ALTER TABLE {quote_ident(table.schema)}.{quote_ident(table.name)} "
+                       f"ALTER COLUMN {quote_ident(column.name)} DROP DEFAULT;")
+    for table, column in usages:
+        suffix = "[]" if column.type.endswith("[]") else ""
+        col = quote_ident(column.name)
+        out.append(f"ALTER TABLE {_table(table)} ALTER COLUMN {col} TYPE {new_ref}{suffix} "
+                   f"USING ({col}::text{suffix}::{new_ref}{suffix});")
+    out.append(f"ALTER TYPE {qualified(enum.schema, enum.name)} RENAME TO {quote_ident(old)};")
+    out.append(f"ALTER TYPE {new_ref} RENAME TO {quote_ident(enum.name)};")
+    out.append(f"DROP TYPE {quote_ident(enum.schema)}.{quote_ident(old)};")
+    for table, column in usages:
+        if column.default is not None:
+            out.append(set_default(table, column))
+    return "\n".join(out)
+
+
 def drop_enum(enum: Enum) -> str:
     return f"DROP TYPE {qualified(enum.schema, enum.name)};"
 
@@ -262,9 +295,14 @@ def set_default(table: Table, column: Column) -> str:
     default = column_default_sql(column)
     if default is None and column.autoincrement:
         seq = _sequence_name(table, column)
+        col = quote_ident(column.name)
+        # The setval line is Driftwatch's, not Prisma's: a sequence created afresh would
+        # start at 1 and hand out ids the table already holds.
         return (f"CREATE SEQUENCE IF NOT EXISTS {seq};\n"
                 + _alter_column(table, column, f"SET DEFAULT nextval({string_literal(seq)})")
-                + f"\nALTER SEQUENCE {seq} OWNED BY {_table(table)}.{quote_ident(column.name)};")
+                + f"\nALTER SEQUENCE {seq} OWNED BY {_table(table)}.{col};"
+                + f"\nSELECT setval({string_literal(seq)}, COALESCE((SELECT MAX({col}) FROM {_table(table)}), 0) + 1,"
+                + " false);")
     if default is None:
         return drop_default(table, column)
     return _alter_column(table, column, f"SET DEFAULT {default}")

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Callable
 
 from . import ddl
-from .catalog import Catalog, Column, Enum, ForeignKey, Index, Table
+from .catalog import Catalog, Column, Enum, ForeignKey, Index, Table, enum_type_ref
 from .findings import CRITICAL, INFO, WARNING, DriftReport, Finding
 
 
@@ -62,14 +62,32 @@ def _diff_enums(expected: Catalog, actual: Catalog, add: Callable[[Finding], Non
                 add(_f("missing_enum_value", CRITICAL, enum.schema, name=enum.name, model=enum.prisma_name,
                        expected=value, message=f"enum {enum.name} lacks value {value!r}: writing it fails",
                        fix=ddl.add_enum_value(enum, value)))
-        for value in have.values:
-            if value not in enum.values:
-                add(_f("extra_enum_value", INFO, enum.schema, name=enum.name, model=enum.prisma_name,
-                       actual=value, message=f"enum {enum.name} has value {value!r} the schema does not list"))
+        extra = [v for v in have.values if v not in enum.values]
+        if extra:
+            fix = ddl.recreate_enum(enum, _enum_usages(enum, expected, actual))
+        for value in extra:
+            add(_f("extra_enum_value", INFO, enum.schema, name=enum.name, model=enum.prisma_name,
+                   actual=value, message=f"enum {enum.name} has value {value!r} the schema does not list",
+                   fix=fix))
     for enum in actual.enums:
         if enum.key not in wanted:
             add(_f("extra_enum", INFO, enum.schema, name=enum.name, actual=", ".join(enum.values),
                    message=f"enum {enum.name} is not in the Prisma schema", fix=ddl.drop_enum(enum)))
+
+
+def _enum_usages(enum: Enum, expected: Catalog, actual: Catalog) -> list[tuple[Table, Column]]:
+    """Every column that holds the enum in the database now: a recreation of the type must
+    carry all of them across, or dropping the old type fails. Where the schema knows the
+    column, its expected default is the one restored."""
+    ref = enum_type_ref(enum.schema, enum.name)
+    found = []
+    for live in actual.tables:
+        want = expected.table(live.schema, live.name)
+        for column in live.columns:
+            if column.type in (ref, ref + "[]"):
+                known = want.column(column.name) if want else None
+                found.append((want or live, known or column))
+    return found
 
 
 def _missing_table(table: Table, add: Callable[[Finding], None]) -> None:
@@ -182,7 +200,8 @@ def _diff_default(want: Table, col: Column, live: Column, add: Callable[[Finding
     # Prisma relies on the database for @default(now()), literals and autoincrement:
     # losing one on a NOT NULL column makes every insert that omits it fail.
     severity = CRITICAL if expected is not None and actual is None and not col.nullable else WARNING
-    fix = ddl.set_default(want, col) if col.default is not None else ddl.drop_default(want, col)
+    restore = col.default is not None or col.autoincrement
+    fix = ddl.set_default(want, col) if restore else ddl.drop_default(want, col)
     add(_f("column_default", severity, want.schema, want.name, column=col.name, model=want.model,
            field=col.model_field, expected=expected, actual=actual,
            message=f"column {want.name}.{col.name} defaults to {actual or 'nothing'}, "
@@ -202,7 +221,8 @@ def _diff_primary_key(want: Table, have: Table, add: Callable[[Finding], None]) 
     elif pk is None and live is not None:
         add(_f("extra_primary_key", INFO, want.schema, want.name, name=live.name, **base,
                actual=f"{live.name} ({', '.join(live.columns)})",
-               message=f"table {want.name} has a primary key the schema does not declare"))
+               message=f"table {want.name} has a primary key the schema does not declare",
+               fix=ddl.drop_primary_key(want, live)))
     elif pk is not None and live is not None:
         add(_f("primary_key", WARNING, want.schema, want.name, name=pk.name, **base,
                expected=f"{pk.name} ({', '.join(pk.columns)})", actual=f"{live.name} ({', '.join(live.columns)})",

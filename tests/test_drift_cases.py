@@ -80,6 +80,16 @@ CASES = {
         "ALTER TYPE \"Role\" ADD VALUE 'GUEST'",
         {("extra_enum_value", "info", None, "Role")},
     ),
+    "a lost autoincrement on a table with rows": (
+        'INSERT INTO "users" (id, email, password, "updatedAt") VALUES (\'u1\', \'a@b\', \'x\', now()); '
+        'INSERT INTO "ai_usage_logs" ("userId", app, action, model, credits) VALUES (\'u1\', \'a\', \'b\', \'m\', 1); '
+        'ALTER TABLE "ai_usage_logs" ALTER COLUMN "id" DROP DEFAULT; DROP SEQUENCE "ai_usage_logs_id_seq"',
+        {("column_default", "critical", "ai_usage_logs", "id")},
+    ),
+    "an extra enum value in use by a column array and a default": (
+        "ALTER TYPE \"Role\" ADD VALUE 'GUEST'; ALTER TABLE \"users\" ADD COLUMN \"roles\" \"Role\"[]",
+        {("extra_enum_value", "info", None, "Role"), ("extra_column", "info", "users", "roles")},
+    ),
     "an extra nullable column": (
         'ALTER TABLE "users" ADD COLUMN "nickname" text',
         {("extra_column", "info", "users", "nickname")},
@@ -138,7 +148,7 @@ def test_drift_is_reported_exactly_and_its_fixes_converge(case, make_db, in_sync
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(mutation)
     assert findings_of(url) == expected
-    fixes = [f.fix for f in check_database(url, SAMPLE_SCHEMA).report.findings if f.fix]
+    fixes = list(dict.fromkeys(f.fix for f in check_database(url, SAMPLE_SCHEMA).report.findings if f.fix))
     with psycopg.connect(url, autocommit=True) as conn:
         for sql in fixes:
             conn.execute(sql)
