@@ -1,6 +1,7 @@
 """Prisma-compatible migrate against a real PostgreSQL, and against Prisma's own engine."""
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from checks.cli import run
 from checks.errors import LockBusy, MigrateError, MigrationFailed, UsageError
 from checks.guard import ADVISORY_LOCK_KEY, Limits
 from checks.migrations import (
@@ -70,6 +72,18 @@ def add_row(url: str, name: str, sql: str | None = None, *, finished: bool = Tru
             f"rolled_back_at, applied_steps_count) VALUES (%s, %s, %s, %s, {started}, "
             f"{'now()' if finished else 'NULL'}, {'now()' if rolled_back else 'NULL'}, %s)",
             (str(uuid.uuid4()), check or checksum(sql or ""), name, logs, 1 if finished else 0))
+
+
+def call(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = run(list(argv), out, err)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(autouse=True)
+def _private_history(tmp_path, monkeypatch):
+    """The CLI records deploys in the audit log: keep it in the test's folder."""
+    monkeypatch.setenv("DRIFTWATCH_HISTORY_URL", str(tmp_path / "history.sqlite3"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,6 +203,37 @@ def test_status_of_a_database_without_the_table_is_unmanaged_and_all_pending(inc
     st = status(incident_db, SAMPLE_MIGRATIONS)
     assert not st.managed and not st.up_to_date
     assert [m.state for m in st.migrations] == ["pending", "pending"]
+
+
+def test_status_cli_prints_json_and_exits_2_until_everything_is_applied(empty_db):
+    code, out, _ = call("migrate", "status", "--database-url", empty_db, "--migrations", str(SAMPLE_MIGRATIONS),
+                        "--format", "json")
+    data = json.loads(out)
+    assert code == 2 and data["up_to_date"] is False and data["managed"] is False
+    assert [set(m) >= {"name", "state", "checksum", "started_at", "finished_at", "logs"}
+            for m in data["migrations"]] == [True, True]
+    deploy(empty_db, SAMPLE_MIGRATIONS, FAST)
+    code, out, _ = call("migrate", "status", "--database-url", empty_db, "--migrations", str(SAMPLE_MIGRATIONS),
+                        "--format", "json")
+    assert code == 0 and json.loads(out)["up_to_date"] is True
+
+
+def test_status_text_says_what_prisma_migrate_status_hides(empty_db, tmp_path):
+    scripts = {"001_a": "CREATE TABLE a (id int);\n", "002_b": "CREATE TABLE b (id int);\n",
+               "003_c": "CREATE TABLE c (id int);\n"}
+    root = write_migrations(tmp_path / "m", scripts)
+    with psycopg.connect(empty_db, autocommit=True) as c:
+        c.execute(PRISMA_TABLE)
+    add_row(empty_db, "000_old", "SELECT 1;")
+    add_row(empty_db, "001_a", "CREATE TABLE a (id bigint);\n")
+    add_row(empty_db, "002_b", scripts["002_b"], finished=False, logs="ERROR: relation x does not exist")
+    code, out, _ = call("migrate", "status", "--database-url", empty_db, "--migrations", str(root))
+    assert code == 2
+    assert "What `prisma migrate status` would not tell you:" in out
+    assert "001_a" in out and "changed after they were applied" in out
+    assert "000_old" in out and "have no folder here" in out
+    assert "002_b failed while other migrations are pending" in out
+    assert "ERROR: relation x does not exist" in out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -395,6 +440,24 @@ def test_resolve_rolled_back_works_when_the_bad_folder_is_already_deleted(empty_
     assert resolve_rolled_back(empty_db, root, "001_a", FAST).rolled_back_rows == 1
 
 
+def test_resolve_cli(empty_db, tmp_path):
+    root = write_migrations(tmp_path / "m", {"001_a": "SELECT 1/0;"})
+    code, out, err = call("migrate", "deploy", "--database-url", empty_db, "--migrations", str(root))
+    assert code == 1 and "P3018" in err and err.count("\n") == 1
+    assert "Applying 001_a … failed" in out and "Database error code: 22012" in out  # the logs, as Prisma prints
+    code, out, err = call("migrate", "deploy", "--database-url", empty_db, "--migrations", str(root))
+    assert code == 1 and err.startswith("driftwatch: error: P3009: ") and "The `001_a` migration started at" in out
+    code, out, err = call("migrate", "resolve", "--rolled-back", "001_a", "--database-url", empty_db,
+                          "--migrations", str(root))
+    assert code == 0 and "marked 001_a as rolled back" in out
+    code, out, _ = call("migrate", "resolve", "--applied", "001_a", "--database-url", empty_db, "--migrations",
+                        str(root))
+    assert code == 0 and "recorded 001_a as applied" in out
+    code, _, err = call("migrate", "resolve", "--applied", "001_a", "--rolled-back", "001_a",
+                        "--database-url", empty_db)
+    assert code == 1 and "not allowed with" in err
+
+
 # ---------------------------------------------------------------------------------------------
 # run_command and deploy --command
 
@@ -420,6 +483,60 @@ def test_run_command_scrubs_the_password_of_the_url_it_was_given():
     result = run_command('echo "connecting to $DATABASE_URL"', 10,
                          env={"DATABASE_URL": "postgresql://app:Sup3rS3cret@db:5432/app"})
     assert "Sup3rS3cret" not in result.output_tail[0] and "app:***@db" in result.output_tail[0]
+
+
+def test_deploy_command_supervises_a_deploy_and_checks_the_result(empty_db):
+    command = f'cd "{ROOT}" && "{sys.executable}" -m checks migrate deploy --migrations "{SAMPLE_MIGRATIONS}"'
+    code, out, err = call("migrate", "deploy", "--database-url", empty_db, "--migrations", str(SAMPLE_MIGRATIONS),
+                          "--command", command, "--timeout", "60")
+    assert code == 0, err
+    assert "2 migration(s) to apply" in out and "  | Applying 20251001083000_init" in out
+    assert "Up to date: 2 migration(s) applied by the command" in out
+
+
+def test_deploy_command_that_succeeds_without_deploying_exits_2(empty_db):
+    code, out, _ = call("migrate", "deploy", "--database-url", empty_db, "--migrations", str(SAMPLE_MIGRATIONS),
+                        "--command", "echo 'All migrations have been successfully applied.'")
+    assert code == 2 and "still has 2 migration(s) not applied" in out
+
+
+def test_deploy_command_failure_or_timeout_exits_1(empty_db):
+    code, _, err = call("migrate", "deploy", "--database-url", empty_db, "--migrations", str(SAMPLE_MIGRATIONS),
+                        "--command", "exit 7")
+    assert code == 1 and "exited with code 7" in err
+    code, _, err = call("migrate", "deploy", "--database-url", empty_db, "--migrations", str(SAMPLE_MIGRATIONS),
+                        "--command", "sleep 20", "--timeout", "0.3")
+    assert code == 1 and "ran longer than 0.3 s and was killed" in err
+
+
+def test_deploy_command_refuses_options_it_cannot_honour(empty_db):
+    code, _, err = call("migrate", "deploy", "--database-url", empty_db, "--command", "true", "--lock-timeout", "1")
+    assert code == 1 and "apply to Driftwatch's own deploy" in err
+    code, _, err = call("migrate", "deploy", "--database-url", empty_db, "--timeout", "1")
+    assert code == 1 and "--timeout goes with --command" in err
+
+
+def test_deploy_cli_bad_lock_timeout_is_a_usage_error(empty_db):
+    code, _, err = call("migrate", "deploy", "--database-url", empty_db, "--migrations", str(SAMPLE_MIGRATIONS),
+                        "--lock-timeout", "0")
+    assert code == 1 and "lock_timeout must be a positive number" in err
+    assert regclass(empty_db, "_prisma_migrations") is None
+
+
+def test_deploys_and_resolves_are_recorded_in_the_audit_log(empty_db, tmp_path):
+    history = pytest.importorskip("checks.history", reason="checks.history (the audit store) is not there yet")
+    code, _, _ = call("migrate", "deploy", "--database-url", empty_db, "--migrations", str(SAMPLE_MIGRATIONS))
+    assert code == 0
+    code, _, _ = call("migrate", "resolve", "--applied", INIT, "--database-url", empty_db, "--migrations",
+                      str(SAMPLE_MIGRATIONS))
+    assert code == 1  # P3008
+    with history.HistoryStore.open() as store:
+        actions = store.list_actions(limit=10)
+    got = sorted((a.kind, a.outcome) for a in actions)
+    assert got == [("deploy", "applied"), ("resolve", "refused")]
+    deployed = next(a for a in actions if a.kind == "deploy")
+    assert deployed.database.startswith("postgresql://") and deployed.duration_ms is not None
+    assert deployed.details["applied"] == [INIT, PROJECTS]
 
 
 # ---------------------------------------------------------------------------------------------

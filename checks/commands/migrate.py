@@ -1,0 +1,442 @@
+"""`driftwatch migrate`: Prisma-compatible status, deploy and resolve, without Node.
+
+    driftwatch migrate status  --database-url URL [--migrations DIR] [--format text|json]
+    driftwatch migrate deploy  --database-url URL [--migrations DIR] [--lock-timeout S] [--statement-timeout S]
+    driftwatch migrate deploy  --database-url URL [--migrations DIR] --command "bunx prisma migrate deploy" [--timeout S]
+    driftwatch migrate resolve --applied NAME | --rolled-back NAME  --database-url URL [--migrations DIR]
+
+Exit codes: `status` 0 when every migration is applied, 2 otherwise (pending, failed, rolled
+back, edited, missing locally, or no `_prisma_migrations` table), 1 on error. `deploy` 0 when
+nothing is left pending or failed afterwards, 2 when something still is (possible with
+--command: Prisma reported success on another database), 1 on error (P3005, P3009, P3018,
+lock busy, timeout…). `resolve` 0 or 1.
+
+`deploy --command` runs Prisma's own deploy (any shell command) with DATABASE_URL set to the
+given URL, streams its output, kills its process group after --timeout, and checks the
+history before and after. Driftwatch does not hold Prisma's advisory lock meanwhile: Prisma
+takes it itself.
+
+Each deploy and resolve is recorded in the audit log (checks.history) when that package is
+available; see `_record`, the single hook.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:
+    from checks.migrations import MigrationStatus
+
+DEFAULT_MIGRATIONS = "prisma/migrations"
+DEFAULT_COMMAND_TIMEOUT = 600.0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from checks.cli import add_database_option
+
+    p = subparsers.add_parser("migrate", help="Prisma-compatible migrate status, deploy and resolve (no Node needed)")
+    p.set_defaults(func=_help(p))
+    sub = p.add_subparsers(dest="migrate_command", metavar="SUBCOMMAND", parser_class=type(p))
+
+    s = sub.add_parser("status", help="every migration's state, including what `prisma migrate status` hides "
+                                      "(exit 0 all applied, 2 otherwise, 1 error)")
+    add_database_option(s)
+    _add_migrations_option(s)
+    s.add_argument("--format", choices=("text", "json"), default="text")
+    s.set_defaults(func=cmd_status)
+
+    d = sub.add_parser("deploy", help="apply pending migrations exactly as `prisma migrate deploy`, with bounded "
+                                      "lock waits; or supervise Prisma's own deploy with --command")
+    add_database_option(d)
+    _add_migrations_option(d)
+    d.add_argument("--lock-timeout", type=float, metavar="S",
+                   help="give up a statement that waits longer than S seconds for a lock (default: 5)")
+    d.add_argument("--statement-timeout", type=float, metavar="S",
+                   help="give up a statement that runs longer than S seconds (default: 60)")
+    d.add_argument("--command", metavar="CMD",
+                   help='run this deploy command instead (e.g. "bunx prisma migrate deploy"), with DATABASE_URL '
+                        "set to --database-url; its output is streamed")
+    d.add_argument("--timeout", type=float, metavar="S",
+                   help=f"with --command: kill it after S seconds (default: {DEFAULT_COMMAND_TIMEOUT:g})")
+    _add_history_option(d)
+    d.set_defaults(func=cmd_deploy)
+
+    r = sub.add_parser("resolve", help="mark a failed migration as rolled back, or a migration as applied "
+                                       "(Prisma's rules: P3008, P3011, P3012, P3017)")
+    which = r.add_mutually_exclusive_group(required=True)
+    which.add_argument("--applied", metavar="NAME", help="record NAME as applied without running it")
+    which.add_argument("--rolled-back", metavar="NAME", help="mark NAME's failed run as rolled back")
+    add_database_option(r)
+    _add_migrations_option(r)
+    _add_history_option(r)
+    r.set_defaults(func=cmd_resolve)
+
+
+def _help(p: argparse.ArgumentParser) -> Any:
+    def show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+        from checks.cli import EXIT_ERROR
+
+        p.print_help(out)
+        return EXIT_ERROR
+
+    return show
+
+
+def _add_migrations_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--migrations", default=DEFAULT_MIGRATIONS, metavar="DIR",
+                   help=f"the Prisma migrations folder (default: {DEFAULT_MIGRATIONS})")
+
+
+def _add_history_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--history-url", metavar="URL",
+                   help="audit log store (default: $DRIFTWATCH_HISTORY_URL, else the user's SQLite file)")
+
+
+# ---------------------------------------------------------------------------------------------
+# status
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import json
+
+    from checks.cli import EXIT_DRIFT, EXIT_OK, database_url_from
+    from checks.migrations import status
+
+    url = database_url_from(args)
+    st = status(url, args.migrations)
+    if args.format == "json":
+        json.dump(st.to_json(), out, indent=2)
+        out.write("\n")
+    else:
+        out.write(render_status(st))
+    return EXIT_OK if st.up_to_date else EXIT_DRIFT
+
+
+_LABELS = {
+    "applied": "applied",
+    "pending": "PENDING",
+    "failed": "FAILED",
+    "rolled_back": "ROLLED BACK",
+    "edited": "EDITED",
+    "missing_locally": "MISSING LOCALLY",
+}
+
+
+def _when(t: Any) -> str:
+    return t.strftime("%Y-%m-%d %H:%M:%S UTC") if t is not None else "?"
+
+
+def render_status(st: "MigrationStatus") -> str:
+    """The text report: one line per migration, then what Prisma's own status would not say."""
+    local = [m for m in st.migrations if m.local_checksum is not None]
+    lines = [f"{st.database} (schema {st.schema}): {len(local)} migration(s) in {st.directory}", ""]
+    if not st.managed:
+        lines.append(f"The database is not managed by Prisma Migrate: there is no _prisma_migrations table in "
+                     f"schema {st.schema}.")
+        if local:
+            lines.append(f"If it already has the schema of {local[0].name}, baseline it: "
+                         f"driftwatch migrate resolve --applied {local[0].name}")
+            lines.append("If it is empty, `driftwatch migrate deploy` creates the table and applies every migration.")
+        lines.append("")
+    width = max((len(m.name) for m in st.migrations), default=0)
+    for m in st.migrations:
+        note = ""
+        if m.state == "applied":
+            note = f"finished {_when(m.finished_at)}"
+        elif m.state == "pending":
+            note = "not applied yet"
+        elif m.state == "failed":
+            logs = (m.logs or "").strip().splitlines()
+            note = f"started {_when(m.started_at)}, never finished"
+            if m.local_checksum is None:
+                note += "; no folder on disk"
+            if logs:
+                shown = next((x for x in logs if x.startswith("ERROR")), None) or \
+                    next((x for x in logs if x.startswith("Database error")), logs[0])
+                note += f"; logs: {shown[:120]}"
+        elif m.state == "rolled_back":
+            note = "marked rolled back; the next deploy applies it again"
+        elif m.state == "edited":
+            note = (f"applied {_when(m.finished_at)}, but migration.sql changed since "
+                    f"(database {(m.checksum or '')[:12]}…, file {(m.local_checksum or '')[:12]}…)")
+        elif m.state == "missing_locally":
+            note = f"in the database (finished {_when(m.finished_at)}) but no folder in {st.directory}"
+        lines.append(f"  {_LABELS[m.state]:<16} {m.name:<{width}}  {note}")
+    if not st.migrations:
+        lines.append("  (no migrations)")
+    lines.append("")
+
+    counts = {s: len(st.names(s)) for s in _LABELS}
+    if st.up_to_date:
+        lines.append("Up to date: every migration is applied, and matches its file.")
+    else:
+        parts = [f"{counts[s]} {_LABELS[s].lower()}" for s in _LABELS if s != "applied" and counts[s]]
+        lines.append("Not up to date" + (": " + ", ".join(parts) if parts else "") + ".")
+    hidden = []
+    if counts["edited"]:
+        hidden.append(f"{counts['edited']} migration(s) changed after they were applied: "
+                      f"{', '.join(st.names('edited'))} (Prisma's status never shows edited migrations)")
+    if counts["missing_locally"]:
+        hidden.append(f"{counts['missing_locally']} applied migration(s) have no folder here: "
+                      f"{', '.join(st.names('missing_locally'))} (Prisma still says \"Database schema is up to "
+                      f"date!\"; is this the right branch or folder?)")
+    if counts["failed"] and (counts["pending"] or counts["rolled_back"]):
+        hidden.append(f"{', '.join(st.names('failed'))} failed while other migrations are pending (Prisma reports "
+                      f"only \"pending\"; deploy will stop with P3009)")
+    if hidden:
+        lines.append("What `prisma migrate status` would not tell you:")
+        lines += [f"  - {h}" for h in hidden]
+    if counts["failed"]:
+        name = st.names("failed")[0]
+        lines.append(f"Resolve {name}: after undoing its partial changes, driftwatch migrate resolve --rolled-back "
+                     f"{name}; after completing it by hand, driftwatch migrate resolve --applied {name}.")
+    elif counts["pending"] or counts["rolled_back"]:
+        lines.append("Apply: driftwatch migrate deploy")
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# deploy
+
+
+def _limits(args: argparse.Namespace) -> Any:
+    from checks.guard import Limits
+
+    given = {}
+    if args.lock_timeout is not None:
+        given["lock_timeout"] = args.lock_timeout
+    if args.statement_timeout is not None:
+        given["statement_timeout"] = args.statement_timeout
+    return Limits(**given)
+
+
+def cmd_deploy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from checks.cli import database_url_from
+    from checks.errors import UsageError
+
+    url = database_url_from(args)
+    if args.command is not None:
+        if args.lock_timeout is not None or args.statement_timeout is not None:
+            raise UsageError("--lock-timeout and --statement-timeout apply to Driftwatch's own deploy; "
+                             "with --command, Prisma runs the migrations")
+        return _deploy_command(args, url, out, err)
+    if args.timeout is not None:
+        raise UsageError("--timeout goes with --command")
+    return _deploy_native(args, url, out, err)
+
+
+def _deploy_native(args: argparse.Namespace, url: str, out: TextIO, err: TextIO) -> int:
+    from checks.cli import EXIT_OK
+    from checks.db import redact
+    from checks.migrations import deploy
+
+    limits = _limits(args)
+    started = time.time()
+    t0 = time.monotonic()
+    mid_line = [False]
+
+    def progress(event: str, name: str, detail: Any) -> None:
+        if event == "applying":
+            out.write(f"Applying {name} … ")
+            mid_line[0] = True
+        elif event == "applied":
+            out.write(f"done ({detail.seconds:.2f} s, {detail.statements} statement(s))\n")
+            mid_line[0] = False
+        out.flush()
+
+    try:
+        result = deploy(url, args.migrations, limits, on_progress=progress)
+    except BaseException as exc:
+        if mid_line[0]:
+            out.write("failed\n")
+        _print_details(exc, out)
+        _record(args, "deploy", url, started=started, seconds=time.monotonic() - t0, error=exc,
+                details={"migrations": args.migrations, "lock_timeout": limits.lock_timeout,
+                         "statement_timeout": limits.statement_timeout}, err=err)
+        raise
+    out.write(f"{redact(url)}: ")
+    if result.applied:
+        out.write(f"applied {len(result.applied)} migration(s) in {result.seconds:.2f} s: "
+                  f"{', '.join(a.name for a in result.applied)}\n")
+    else:
+        out.write("no pending migrations to apply.\n")
+    if result.created_table:
+        out.write("Created the _prisma_migrations table.\n")
+    for w in result.warnings:
+        out.write(f"warning: {w}\n")
+    _record(args, "deploy", url, started=started, seconds=time.monotonic() - t0, error=None,
+            details={"migrations": args.migrations, "applied": [a.name for a in result.applied],
+                     "warnings": list(result.warnings), "lock_timeout": limits.lock_timeout,
+                     "statement_timeout": limits.statement_timeout},
+            outcome="applied", err=err)
+    return EXIT_OK
+
+
+def _deploy_command(args: argparse.Namespace, url: str, out: TextIO, err: TextIO) -> int:
+    from checks.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
+    from checks.db import scrub
+    from checks.migrations import run_command, status
+
+    timeout = args.timeout if args.timeout is not None else DEFAULT_COMMAND_TIMEOUT
+    started = time.time()
+    t0 = time.monotonic()
+    before = status(url, args.migrations)
+    waiting = before.names("pending", "rolled_back")
+    out.write(f"{before.database}: {len(waiting)} migration(s) to apply"
+              + (f": {', '.join(waiting)}" if waiting else "") + "\n")
+    out.write(f"Running: {scrub(args.command, url)}\n")
+    out.flush()
+
+    def line(text: str) -> None:
+        out.write(f"  | {text}\n")
+        out.flush()
+
+    result = run_command(args.command, timeout, env={"DATABASE_URL": url}, on_line=line)
+    after = status(url, args.migrations)
+    left = after.names("pending", "failed", "rolled_back")
+    applied = [n for n in waiting if after.get(n) is not None and after.get(n).state == "applied"]  # type: ignore[union-attr]
+    details = {"migrations": args.migrations, "exit_code": result.exit_code, "timed_out": result.timed_out,
+               "applied": applied, "left": left, "output_tail": list(result.output_tail[-20:])}
+    if result.timed_out:
+        message = (f"the command ran longer than {timeout:g} s and was killed (its process group got SIGTERM); "
+                   f"still not applied: {', '.join(left) or 'nothing'} — check `driftwatch migrate status`")
+        err.write(f"driftwatch: error: {message}\n")
+        _record(args, "migrate_command", url, started=started, seconds=time.monotonic() - t0, outcome="failed",
+                error=message, details=details, err=err, statements=scrub(args.command, url))
+        return EXIT_ERROR
+    if result.exit_code != 0:
+        message = (f"the command exited with code {result.exit_code}; still not applied: "
+                   f"{', '.join(left) or 'nothing'}")
+        err.write(f"driftwatch: error: {message}\n")
+        _record(args, "migrate_command", url, started=started, seconds=time.monotonic() - t0, outcome="failed",
+                error=message, details=details, err=err, statements=scrub(args.command, url))
+        return EXIT_ERROR
+    if left:
+        out.write(f"The command succeeded, but {after.database} still has {len(left)} migration(s) not applied: "
+                  f"{', '.join(left)}. Did it deploy to another database (check its DATABASE_URL)?\n")
+        _record(args, "migrate_command", url, started=started, seconds=time.monotonic() - t0, outcome="failed",
+                error=f"still not applied after the command: {', '.join(left)}", details=details, err=err,
+                statements=scrub(args.command, url))
+        return EXIT_DRIFT
+    out.write(f"Up to date: {len(applied)} migration(s) applied by the command"
+              + (f" ({', '.join(applied)})" if applied else "") + ".\n")
+    _record(args, "migrate_command", url, started=started, seconds=time.monotonic() - t0, outcome="applied",
+            details=details, err=err, statements=scrub(args.command, url))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------------
+# resolve
+
+
+def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from checks.cli import EXIT_OK, database_url_from
+    from checks.db import redact
+    from checks.migrations import resolve_applied, resolve_rolled_back
+
+    url = database_url_from(args)
+    name = args.applied if args.applied is not None else args.rolled_back
+    action = "applied" if args.applied is not None else "rolled_back"
+    started = time.time()
+    t0 = time.monotonic()
+    details = {"migrations": args.migrations, "migration": name, "as": action}
+    try:
+        if action == "applied":
+            result = resolve_applied(url, args.migrations, name)
+        else:
+            result = resolve_rolled_back(url, args.migrations, name)
+    except BaseException as exc:
+        _print_details(exc, out)
+        _record(args, "resolve", url, started=started, seconds=time.monotonic() - t0, error=exc, details=details,
+                err=err)
+        raise
+    if action == "applied":
+        extra = f" ({result.rolled_back_rows} failed run(s) marked rolled back)" if result.rolled_back_rows else ""
+        created = " Created the _prisma_migrations table." if result.created_table else ""
+        out.write(f"{redact(url)}: recorded {name} as applied{extra}.{created}\n")
+    elif result.rolled_back_rows:
+        out.write(f"{redact(url)}: marked {name} as rolled back; the next deploy applies it again.\n")
+    else:
+        out.write(f"{redact(url)}: {name} has no failed run left to mark; nothing changed.\n")
+    details["rolled_back_rows"] = result.rolled_back_rows
+    _record(args, "resolve", url, started=started, seconds=time.monotonic() - t0, error=None, details=details,
+            outcome="applied", err=err)
+    return EXIT_OK
+
+
+def _print_details(exc: BaseException, out: TextIO) -> None:
+    """Prisma prints a refused migrate's long text (P3009's failed runs, P3018's logs); so do we,
+    on stdout, before the one-line error on stderr."""
+    from checks.db import scrub
+    from checks.errors import MigrateError
+
+    if isinstance(exc, MigrateError) and exc.details:
+        out.write(scrub(exc.details) + "\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# audit
+
+
+def _record(
+    args: argparse.Namespace,
+    kind: str,
+    url: str,
+    *,
+    started: float,
+    seconds: float,
+    details: dict[str, Any],
+    error: BaseException | str | None = None,
+    err: TextIO,
+    outcome: str | None = None,
+    statements: str | None = None,
+) -> None:
+    """The one audit hook for migrate: record what was done, by whom, where, how it ended.
+
+    Writes an ActionRecord to checks.history's store (`--history-url`, else its default)
+    when that package is present; does nothing otherwise. The database is stored redacted,
+    errors scrubbed. Auditing never changes the command's result: if the record cannot be
+    stored, a warning goes to stderr and the exit code stays what the operation earned.
+    """
+    try:
+        from checks.history import ActionRecord, HistoryStore
+    except ImportError:
+        return
+    from datetime import datetime, timezone
+
+    from checks.db import redact
+    from checks.errors import LockBusy, MigrateError, UsageError
+
+    if outcome is None:
+        if isinstance(error, (LockBusy, UsageError)) or (isinstance(error, MigrateError) and error.code != "P3018"):
+            outcome = "refused"
+        else:
+            outcome = "failed"
+    text = None
+    if isinstance(error, BaseException):
+        from checks.history.records import one_line_error
+
+        text = one_line_error(error, url)
+    elif error is not None:
+        text = error
+    try:
+        record = ActionRecord(
+            kind=kind,
+            outcome=outcome,
+            started_at=datetime.fromtimestamp(started, timezone.utc),
+            finished_at=datetime.now(timezone.utc),
+            duration_ms=int(round(seconds * 1000)),
+            database=redact(url),
+            target=details.get("migration") or details.get("migrations"),
+            statements=statements,
+            error=text,
+            details=details,
+        )
+        with HistoryStore.open(getattr(args, "history_url", None)) as store:
+            store.record_action(record)
+    except Exception as exc:  # noqa: BLE001 - the audit log must not turn a deploy's result around
+        from checks.db import scrub
+
+        err.write(f"driftwatch: warning: the audit record of this {kind} was not stored: "
+                  f"{scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)}\n")
