@@ -224,4 +224,5 @@ def test_restoring_autoincrement_creates_and_attaches_a_sequence_like_prisma():
     assert ddl.set_default(table, table.columns[0]) == (
         "CREATE SEQUENCE IF NOT EXISTS ai_usage_logs_id_seq;\n"
         """ALTER TABLE "ai_usage_logs" ALTER COLUMN "id" SET DEFAULT nextval('ai_usage_logs_id_seq');\n"""
-        'ALTER SEQUENCE ai_usage_logs_id_seq OWNED BY "ai_usage_logs"."id";')
+        'ALTER SEQUENCE ai_usage_logs_id_seq OWNED BY "ai_usage_logs"."id";\n'
+        "SELECT setval('ai_usage_logs_id_seq', COALESCE((SELECT MAX(\"id\") FROM \"ai_usage_logs\"), 0) + 1, false);")
