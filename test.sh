@@ -3,6 +3,18 @@
 # PostgreSQL 16 from the pgserver wheel, then the system's PostgreSQL (15 on Debian)
 # when pg_ctl is installed. Extra arguments go to pytest (e.g. ./test.sh -k drift).
 source "$(dirname "$0")/tools/bootstrap.sh"
+# Prisma's own schema engine (../shared/tools/prisma-oracle) lets the conformance tests
+# round-trip through Prisma; they skip with a reason when Node or the oracle is absent.
+oracle_src="$ROOT/../shared/tools/prisma-oracle"
+if [ -z "${PRISMA_ORACLE_DIR:-}" ] && [ -f "$oracle_src/oracle.mjs" ] && command -v npm >/dev/null; then
+  oracle="$ROOT/.cache/prisma-oracle"
+  if [ ! -d "$oracle/node_modules" ]; then
+    echo "driftwatch: installing the Prisma oracle into $oracle" >&2
+    mkdir -p "$oracle" && cp -r "$oracle_src/." "$oracle/" && chmod -R u+w "$oracle"
+    (cd "$oracle" && npm install --no-audit --no-fund --silent >&2) || rm -rf "$oracle/node_modules"
+  fi
+  [ -d "$oracle/node_modules" ] && export PRISMA_ORACLE_DIR="$oracle"
+fi
 status=0
 echo "== tests on PostgreSQL from the pgserver wheel" >&2
 DRIFTWATCH_TEST_PG=pgserver python -m pytest -q "$@" || status=$?
