@@ -154,3 +154,39 @@ class Catalog:
             if e.schema == schema and e.name == name:
                 return e
         return None
+
+
+def in_schema(catalog: Catalog, schema: str) -> Catalog:
+    """The same catalog with everything from `public` moved to `schema`.
+
+    Without multiSchema, Prisma puts every object in the schema named by the connection
+    string's `?schema=` (default `public`); the compiler writes `public`, and the check
+    moves the catalog to where the application really lives.
+    """
+    from dataclasses import replace
+
+    if schema == "public" or catalog.schemas != ("public",):
+        return catalog
+    old_prefix = quote_ident("public") + "."
+    new_prefix = quote_ident(schema) + "."
+
+    def column(c: Column) -> Column:
+        return replace(c, type=new_prefix + c.type[len(old_prefix):]) if c.type.startswith(old_prefix) else c
+
+    def table(t: Table) -> Table:
+        return replace(
+            t,
+            schema=schema,
+            columns=tuple(column(c) for c in t.columns),
+            foreign_keys=tuple(
+                replace(f, referenced_schema=schema) if f.referenced_schema == "public" else f
+                for f in t.foreign_keys
+            ),
+        )
+
+    return replace(
+        catalog,
+        schemas=(schema,),
+        tables=tuple(table(t) for t in catalog.tables),
+        enums=tuple(replace(e, schema=schema) for e in catalog.enums),
+    )

@@ -29,9 +29,11 @@ def expected_catalog(schema_path: str | Path) -> Catalog:
 
 def check_database(database_url: str, schema_path: str | Path) -> CheckResult:
     """Compare a live database with a Prisma schema."""
+    from .catalog import in_schema
+    from .db import split_prisma_url
     from .diff import diff
     from .inspect.live import inspect_database
 
-    expected = expected_catalog(schema_path)
+    expected = in_schema(expected_catalog(schema_path), split_prisma_url(database_url)[1])
     actual = inspect_database(database_url, expected.schemas)
     return CheckResult(expected, actual, diff(expected, actual))

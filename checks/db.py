@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from .errors import DatabaseError, UsageError
 
@@ -17,6 +17,13 @@ if TYPE_CHECKING:
 
 APPLICATION_NAME = "driftwatch"
 _SCHEMES = ("postgresql", "postgres")
+# Query parameters Prisma's connection strings carry that libpq does not know.
+PRISMA_ONLY_PARAMS = frozenset({
+    "schema", "connection_limit", "pool_timeout", "pgbouncer", "statement_cache_size", "socket_timeout",
+    "sslaccept", "sslidentity", "max_connection_lifetime", "max_idle_connection_lifetime",
+    "single_use_connections",
+})
+
 
 
 def redact(url: str) -> str:
@@ -57,6 +64,23 @@ def scrub(text: str, url: str | None = None) -> str:
             text = text.replace(unquote(password), "***")
     text = re.sub(r"((?:postgres(?:ql)?|sqlite|mysql)(?:\+\w+)?://[^:/@\s]*):[^@\s]*@", r"\1:***@", text)
     return re.sub(r"(password\s*=\s*)\S+", r"\1***", text, flags=re.IGNORECASE)
+
+
+def split_prisma_url(url: str) -> tuple[str, str]:
+    """Return (URL libpq accepts, schema): Prisma's `?schema=` (default public) and its
+    other Prisma-only parameters are taken out of the query string."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url, "public"
+    if not parts.query:
+        return url, "public"
+    params = parse_qsl(parts.query, keep_blank_values=True)
+    schema = next((v for k, v in params if k == "schema"), "") or "public"
+    kept = [(k, v) for k, v in params if k not in PRISMA_ONLY_PARAMS]
+    if len(kept) == len(params):
+        return url, schema
+    return urlunsplit(parts._replace(query=urlencode(kept))), schema
 
 
 def validate_url(url: str) -> None:
@@ -107,9 +131,10 @@ def connect(
     import psycopg
 
     validate_url(url)
+    libpq_url, _ = split_prisma_url(url)
     try:
         return psycopg.connect(
-            url,
+            libpq_url,
             connect_timeout=max(1, int(connect_timeout)),
             autocommit=autocommit,
             application_name=application_name,

@@ -59,7 +59,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from .db import connect, redact, scrub
+from .db import connect, redact, scrub, split_prisma_url
 from .errors import (
     ConnectionLost,
     DatabaseError,
@@ -119,11 +119,6 @@ _IGNORED_TABLES = re.compile(r"^(spatial_ref_sys|geometry_columns|geography_colu
                              re.IGNORECASE)
 
 # URL parameters Prisma understands and libpq rejects ("invalid URI query parameter").
-_PRISMA_ONLY_PARAMS = frozenset({
-    "schema", "connection_limit", "pool_timeout", "pgbouncer", "statement_cache_size", "socket_timeout",
-    "sslaccept", "sslidentity", "max_connection_lifetime", "max_idle_connection_lifetime",
-    "single_use_connections",
-})
 
 _RESOLVE_URL = "https://pris.ly/d/migrate-resolve"
 _STATUS_TIMEOUT_MS = 30_000
@@ -245,23 +240,6 @@ def checksum_matches(sql: str, stored: str) -> bool:
 
 # ---------------------------------------------------------------------------------------------
 # Connections
-
-
-def split_prisma_url(url: str) -> tuple[str, str]:
-    """Return (URL libpq accepts, schema): Prisma's `?schema=` (default public) and its
-    other Prisma-only parameters are taken out of the query string."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url, "public"
-    if not parts.query:
-        return url, "public"
-    params = parse_qsl(parts.query, keep_blank_values=True)
-    schema = next((v for k, v in params if k == "schema"), "") or "public"
-    kept = [(k, v) for k, v in params if k not in _PRISMA_ONLY_PARAMS]
-    if len(kept) == len(params):
-        return url, schema
-    return urlunsplit(parts._replace(query=urlencode(kept))), schema
 
 
 def _table(schema: str) -> "psycopg.sql.Composed":

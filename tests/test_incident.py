@@ -96,3 +96,23 @@ def test_info_findings_exit_zero_unless_strict(make_db):
     code, out, _ = check(url, "--format", "json", "--strict")
     assert code == 2
     assert json.loads(out)["in_sync"] is False
+
+
+def test_a_prisma_url_with_schema_checks_that_schema(make_db):
+    """Prisma apps often connect with ?schema=app&connection_limit=5: libpq knows neither."""
+    url = make_db("CREATE SCHEMA app; SET search_path TO app;\n" + migration_sql(0))
+    sep = "&" if "?" in url else "?"
+    code, out, err = check(url + sep + "schema=app&connection_limit=5", "--format", "json")
+    assert (code, err) == (2, "")
+    findings = json.loads(out)["findings"]
+    assert {(f["schema"], f["kind"], f["table"]) for f in findings if f["kind"].startswith("missing_t")} == {
+        ("app", "missing_table", "avatar_projects")}
+    assert len(findings) == 6
+    # the fixes name the schema, so they run whatever the session's search_path
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        for sql in dict.fromkeys(f["fix"] for f in findings):
+            conn.execute(sql)
+    code, out, _ = check(url + sep + "schema=app", "--format", "json")
+    assert code == 0, out
