@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--strict", action="store_true", help="also fail (exit 2) on info findings (extra objects)")
     p.add_argument("--no-fix", action="store_true", help="text format: do not print the fix SQL under findings")
+    p.add_argument("--migrations", metavar="DIR",
+                   help="also compare this migrations folder with _prisma_migrations "
+                        "(default: the schema's sibling migrations/ folder when it exists; 'none' to skip)")
     p.set_defaults(func=cmd_check)
 
     for register in _command_registrars():
@@ -93,13 +96,65 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     url = database_url_from(args)
     result = check_database(url, args.schema)
     report = result.report
+    history = _migration_history(url, args)
     if args.format == "json":
-        out.write(render_json(report, strict=args.strict))
+        import json
+
+        payload = report.to_json(args.strict)
+        if history is not None:
+            payload["migrations"] = history
+        out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     else:
         colour = hasattr(out, "isatty") and out.isatty() and not os.environ.get("NO_COLOR")
         out.write(render_text(report, target=redact(url), strict=args.strict, colour=colour,
                               show_fix=not args.no_fix))
+        if history is not None:
+            out.write(_history_text(history))
     return EXIT_OK if report.in_sync(args.strict) else EXIT_DRIFT
+
+
+def _migration_history(url: str, args: argparse.Namespace) -> dict[str, object] | None:
+    """The migrations folder against _prisma_migrations, next to the drift: in the incident
+    the drift was the symptom and an unapplied migration the cause. Never fails the check."""
+    from pathlib import Path
+
+    if args.migrations == "none":
+        return None
+    folder = Path(args.migrations) if args.migrations else Path(args.schema).parent / "migrations"
+    if not args.migrations and not folder.is_dir():
+        return None
+    from .migrations import status
+
+    try:
+        st = status(url, folder)
+    except DriftwatchError as exc:
+        return {"error": str(exc), "directory": str(folder)}
+    return {
+        "directory": str(folder),
+        "managed": st.managed,
+        "up_to_date": st.up_to_date,
+        "by_state": {state: st.names(state) for state in
+                     ("applied", "pending", "failed", "rolled_back", "edited", "missing_locally")
+                     if st.names(state)},
+    }
+
+
+def _history_text(history: dict[str, object]) -> str:
+    if "error" in history:
+        return f"\nMigrations ({history['directory']}): could not read the history: {history['error']}\n"
+    if not history["managed"]:
+        return (f"\nMigrations ({history['directory']}): this database is not managed by Prisma Migrate "
+                f"(no _prisma_migrations table)\n")
+    by_state: dict[str, list[str]] = history["by_state"]  # type: ignore[assignment]
+    if history["up_to_date"]:
+        return f"\nMigrations ({history['directory']}): all {len(by_state.get('applied', []))} applied\n"
+    lines = [f"\nMigrations ({history['directory']}):"]
+    for state, names in by_state.items():
+        if state != "applied":
+            lines.append(f"  {state.replace('_', ' ')}: {', '.join(names)}")
+    if "pending" in by_state:
+        lines.append("  → apply them: driftwatch migrate deploy --migrations " + str(history["directory"]))
+    return "\n".join(lines) + "\n"
 
 
 def cmd_sql(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

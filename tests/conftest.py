@@ -120,8 +120,12 @@ def migration_sql(index: int) -> str:
 
 @pytest.fixture(scope="session")
 def incident_template(pg_server: Server) -> str:
-    """A template database in the incident's state: only the first migration applied."""
+    """A template database in the incident's state: only the first migration applied, and
+    recorded in _prisma_migrations as Prisma would have (so the history shows one pending)."""
+    from checks.migrations import resolve_applied
+
     url = pg_server.create_database(migration_sql(0))
+    resolve_applied(url, SAMPLE_MIGRATIONS, sorted(p.name for p in SAMPLE_MIGRATIONS.iterdir() if p.is_dir())[0])
     from urllib.parse import urlsplit
 
     return urlsplit(url).path.lstrip("/")
@@ -130,3 +134,16 @@ def incident_template(pg_server: Server) -> str:
 @pytest.fixture
 def incident_db(make_db: Callable[..., str], incident_template: str) -> str:
     return make_db(template=incident_template)
+
+
+@pytest.fixture(scope="session")
+def unmanaged_incident_template(pg_server: Server) -> str:
+    """The incident's tables with no _prisma_migrations at all (schema applied by hand)."""
+    from urllib.parse import urlsplit
+
+    return urlsplit(pg_server.create_database(migration_sql(0))).path.lstrip("/")
+
+
+@pytest.fixture
+def unmanaged_incident_db(make_db: Callable[..., str], unmanaged_incident_template: str) -> str:
+    return make_db(template=unmanaged_incident_template)

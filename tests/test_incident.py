@@ -64,8 +64,11 @@ def test_after_the_second_migration_the_database_is_in_sync(make_db):
     url = make_db(migration_sql(0) + migration_sql(1))
     code, out, _ = check(url, "--format", "json")
     assert code == 0, out
-    assert json.loads(out) == {"in_sync": True, "summary": {"critical": 0, "warning": 0, "info": 0},
-                               "findings": []}
+    report = json.loads(out)
+    assert {k: report[k] for k in ("in_sync", "summary", "findings")} == {
+        "in_sync": True, "summary": {"critical": 0, "warning": 0, "info": 0}, "findings": []}
+    # applied by hand, not by Prisma: the history says so without failing the check
+    assert report["migrations"]["managed"] is False
 
 
 def test_the_emergency_runbook_leaves_the_foreign_keys_and_project_column_missing(incident_db):
@@ -116,3 +119,16 @@ def test_a_prisma_url_with_schema_checks_that_schema(make_db):
             conn.execute(sql)
     code, out, _ = check(url + sep + "schema=app", "--format", "json")
     assert code == 0, out
+
+
+def test_the_incident_report_names_the_migration_that_was_never_applied(incident_db):
+    code, out, _ = check(incident_db, "--no-fix")
+    assert code == 2
+    assert "pending: 20251012082000_add_avatar_projects" in out
+    assert "driftwatch migrate deploy" in out
+    _, out, _ = check(incident_db, "--format", "json")
+    history = json.loads(out)["migrations"]
+    assert history["by_state"] == {"applied": ["20251001083000_init"],
+                                   "pending": ["20251012082000_add_avatar_projects"]}
+    _, out, _ = check(incident_db, "--format", "json", "--migrations", "none")
+    assert "migrations" not in json.loads(out)

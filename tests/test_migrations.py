@@ -199,8 +199,8 @@ def test_status_reports_every_state_from_hand_built_rows(empty_db, tmp_path):
     assert st.get("005_pending").checksum is None and st.get("000_gone").local_checksum is None
 
 
-def test_status_of_a_database_without_the_table_is_unmanaged_and_all_pending(incident_db):
-    st = status(incident_db, SAMPLE_MIGRATIONS)
+def test_status_of_a_database_without_the_table_is_unmanaged_and_all_pending(unmanaged_incident_db):
+    st = status(unmanaged_incident_db, SAMPLE_MIGRATIONS)
     assert not st.managed and not st.up_to_date
     assert [m.state for m in st.migrations] == ["pending", "pending"]
 
@@ -255,19 +255,19 @@ def test_deploy_on_an_empty_database_applies_everything_with_prismas_rows(empty_
     assert again.applied == () and again.already_applied == (INIT, PROJECTS)
 
 
-def test_deploy_on_the_incident_database_applies_the_missing_migration(incident_db):
-    resolve_applied(incident_db, SAMPLE_MIGRATIONS, INIT, FAST)  # the proper row for what is already there
-    result = deploy(incident_db, SAMPLE_MIGRATIONS, FAST)
+def test_deploy_on_the_incident_database_applies_the_missing_migration(unmanaged_incident_db):
+    resolve_applied(unmanaged_incident_db, SAMPLE_MIGRATIONS, INIT, FAST)  # the proper row for what is already there
+    result = deploy(unmanaged_incident_db, SAMPLE_MIGRATIONS, FAST)
     assert [a.name for a in result.applied] == [PROJECTS]
-    assert regclass(incident_db, "avatar_projects") == "avatar_projects"
-    assert status(incident_db, SAMPLE_MIGRATIONS).up_to_date
+    assert regclass(unmanaged_incident_db, "avatar_projects") == "avatar_projects"
+    assert status(unmanaged_incident_db, SAMPLE_MIGRATIONS).up_to_date
 
 
-def test_deploy_refuses_a_non_empty_database_without_history_p3005(incident_db):
+def test_deploy_refuses_a_non_empty_database_without_history_p3005(unmanaged_incident_db):
     with pytest.raises(MigrateError, match=f"P3005: The database schema is not empty.*resolve --applied {INIT}"):
-        deploy(incident_db, SAMPLE_MIGRATIONS, FAST)
-    assert regclass(incident_db, "_prisma_migrations") is None
-    assert regclass(incident_db, "avatar_projects") is None
+        deploy(unmanaged_incident_db, SAMPLE_MIGRATIONS, FAST)
+    assert regclass(unmanaged_incident_db, "_prisma_migrations") is None
+    assert regclass(unmanaged_incident_db, "avatar_projects") is None
 
 
 def test_deploy_ignores_postgis_tables_when_deciding_the_database_is_empty(empty_db):
@@ -381,10 +381,10 @@ def test_resolve_applied_needs_the_folder_p3017(empty_db):
     assert regclass(empty_db, "_prisma_migrations") is None
 
 
-def test_resolve_applied_baselines_a_database_without_history(incident_db):
-    result = resolve_applied(incident_db, SAMPLE_MIGRATIONS, INIT, FAST)
+def test_resolve_applied_baselines_a_database_without_history(unmanaged_incident_db):
+    result = resolve_applied(unmanaged_incident_db, SAMPLE_MIGRATIONS, INIT, FAST)
     assert result.created_table
-    (row,) = rows(incident_db)
+    (row,) = rows(unmanaged_incident_db)
     assert row["migration_name"] == INIT and row["logs"] == "" and row["started_at"] == row["finished_at"]
     assert row["checksum"] == checksum(migration_sql(0)) and row["applied_steps_count"] == 0
 
@@ -591,14 +591,14 @@ def test_we_see_everything_applied_with_matching_checksums_after_prismas_deploy(
 
 
 @needs_oracle
-def test_prisma_accepts_our_resolve_applied_baseline_and_deploys_on_top_of_it(incident_db):
-    resolve_applied(incident_db, SAMPLE_MIGRATIONS, INIT, FAST)
-    assert prisma_status(incident_db, SAMPLE_MIGRATIONS) == {
+def test_prisma_accepts_our_resolve_applied_baseline_and_deploys_on_top_of_it(unmanaged_incident_db):
+    resolve_applied(unmanaged_incident_db, SAMPLE_MIGRATIONS, INIT, FAST)
+    assert prisma_status(unmanaged_incident_db, SAMPLE_MIGRATIONS) == {
         "editedMigrationNames": [], "failedMigrationNames": [], "hasMigrationsTable": True,
         "history": {"diagnostic": "databaseIsBehind", "unappliedMigrationNames": [PROJECTS]}}
-    code, out, err = oracle("deploy", incident_db, SAMPLE_MIGRATIONS)
+    code, out, err = oracle("deploy", unmanaged_incident_db, SAMPLE_MIGRATIONS)
     assert code == 0 and json.loads(out)["appliedMigrationNames"] == [PROJECTS], err
-    assert status(incident_db, SAMPLE_MIGRATIONS).up_to_date
+    assert status(unmanaged_incident_db, SAMPLE_MIGRATIONS).up_to_date
 
 
 @needs_oracle
