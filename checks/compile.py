@@ -59,7 +59,7 @@ from .catalog import (
     enum_type_ref,
     quote_ident,
 )
-from .defaults import normalize_default, strip_outer_parens
+from .defaults import normalize_default, normalize_predicate, strip_outer_parens
 from .errors import SchemaError
 from .psl import ast
 
@@ -814,7 +814,7 @@ class _Compiler:
         w = arg.value
         if isinstance(w, ast.Call) and w.name == "raw" and w.args and isinstance(w.args[0].value, ast.Str):
             raw = w.args[0].value.value
-            return strip_outer_parens(raw), (raw if strip_outer_parens(raw) != raw else None)
+            return normalize_predicate(raw), (raw if strip_outer_parens(raw) != raw else None)
         if not (isinstance(w, ast.Call) and w.name == "{}"):
             raise _err(f'{_where(m)}: where: takes raw("<SQL condition>") or an object like '
                        '{ deletedAt: null }', arg.pos)
@@ -849,7 +849,7 @@ class _Compiler:
         text = " AND ".join(prisma)
         if len(canonical) > 1:
             canonical = [f"({c})" for c in canonical]
-        return " AND ".join(canonical), text
+        return normalize_predicate(" AND ".join(canonical)), text
 
     def check_names(self, models: list[ast.Model]) -> None:
         """Constraint names PostgreSQL would refuse twice: primary keys, indexes and unique

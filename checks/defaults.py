@@ -592,3 +592,25 @@ def _render_offset(offset: timedelta) -> str:
     sign = "-" if total < 0 else "+"
     hours, minutes = divmod(abs(total), 60)
     return f"{sign}{hours:02d}" + (f":{minutes:02d}" if minutes else "")
+
+
+_LITERAL_CAST = re.compile(r"('(?:[^']|'')*')::(?:\"[^\"]+\"|[a-z_][a-z0-9_ ]*?)(?:\[\])?(?=[\s),]|$)")
+_SIMPLE_QUOTED = re.compile(r'"([a-z_][a-z0-9_]*)"')
+
+
+def normalize_predicate(text: str | None) -> str | None:
+    """One spelling for a partial index's condition, whoever wrote it.
+
+    PostgreSQL prints a condition back in its own words: ``code <> ''`` written by hand
+    (or in Prisma's ``raw()``) returns as ``(code <> ''::text)``. Both sides of a diff pass
+    through this function so that only a real change of condition is drift: outer
+    parentheses, casts on string literals, quotes around plain lower-case names, ``!=``
+    and runs of whitespace are not. (Parentheses inside are kept: they can change meaning.)
+    """
+    if text is None:
+        return None
+    out = strip_outer_parens(text)
+    out = _LITERAL_CAST.sub(r"\1", out)
+    out = _SIMPLE_QUOTED.sub(r"\1", out)
+    out = out.replace("!=", "<>")
+    return " ".join(out.split())

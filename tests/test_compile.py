@@ -85,7 +85,6 @@ def test_our_script_on_an_empty_database_leaves_prisma_nothing_to_migrate(fixtur
 
 # Partial indexes written with raw("..."): PostgreSQL deparses the condition its own way
 # (`code <> ''` comes back as `code <> ''::text`), which the compiler cannot predict.
-_RAW_PREDICATE_FIXTURES = {"40_partial_indexes.prisma"}
 
 
 @pytest.mark.parametrize("fixture", _fixtures(with_golden=False), ids=lambda p: p.name)
@@ -96,8 +95,6 @@ def test_the_inspector_reads_back_exactly_the_compiled_catalog(fixture: Path, ma
     from checks.diff import diff
     from checks.inspect.live import inspect_database
 
-    if fixture.name in _RAW_PREDICATE_FIXTURES:
-        pytest.xfail("raw() index predicates come back in PostgreSQL's deparsed spelling")
     expected = compile_schema(load_schema(fixture))
     try:
         url = make_db(ddl.render_script(expected))

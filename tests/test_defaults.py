@@ -106,3 +106,14 @@ def test_strip_outer_parens_only_removes_parentheses_around_the_whole_expression
     assert strip_outer_parens('(("deletedAt" IS NULL))') == '"deletedAt" IS NULL'
     assert strip_outer_parens("(a) + (b)") == "(a) + (b)"
     assert strip_outer_parens("('(')") == "'('"
+
+
+def test_a_hand_written_partial_index_condition_matches_postgresqls_reprint():
+    from checks.defaults import normalize_predicate
+
+    assert normalize_predicate("code <> ''") == normalize_predicate("(code <> ''::text)")
+    assert normalize_predicate('("kind" != \'user\')') == normalize_predicate("(kind <> 'user'::text)")
+    assert normalize_predicate("deleted_at IS NULL") == "deleted_at IS NULL"
+    # a different condition stays different
+    assert normalize_predicate("score > 100") != normalize_predicate("score > 10")
+    assert normalize_predicate('"deletedAt" IS NULL') == '"deletedAt" IS NULL'

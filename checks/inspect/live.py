@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING, Sequence, Union
 
 from ..catalog import Catalog, Column, Enum, ForeignKey, Index, IndexColumn, PrimaryKey, Table, enum_type_ref
 from ..db import connect, scrub
-from ..defaults import normalize_default, strip_outer_parens
+from ..defaults import normalize_default, normalize_predicate
 from ..errors import DatabaseError, UsageError
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
          opclass) in rows["indexes.sql"]:
         per_table = index_parts.setdefault((t_schema, t_name), {})
         if name not in per_table:
-            where = strip_outer_parens(predicate) if predicate is not None else None
+            where = normalize_predicate(predicate)
             per_table[name] = (unique, method, where, [])
         per_table[name][3].append(IndexColumn(name=col, descending=descending, opclass=opclass))
 
