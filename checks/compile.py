@@ -44,6 +44,8 @@ import re
 from dataclasses import dataclass, field as dc_field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+from typing import Callable
 
 from . import ddl
 from .catalog import (
@@ -570,7 +572,7 @@ class _Compiler:
                     prisma_default: str | None, autoincrement: bool, field_name: str) -> Column:
         default = None
         if prisma_default is not None:
-            default, _ = normalize_default(_to_microseconds(prisma_default), canonical)
+            default = _canonical_default(prisma_default, canonical)
         col = Column(name=name, type=canonical, nullable=nullable, default=default,
                      autoincrement=autoincrement, model_field=field_name, ddl_type=ddl_type)
         wanted = prisma_default or None
@@ -641,23 +643,25 @@ class _Compiler:
 
     def literal(self, m, f, value: ast.Value, scalar: str, native: str) -> str:
         """Prisma's SQL text for one literal default value."""
-        bad = _err(f"{_where(m, f)}: this default does not fit a {scalar} field", value.pos)
+        def bad() -> SchemaError:  # built only when raised: most defaults fit
+            return _err(f"{_where(m, f)}: this default does not fit a {scalar} field", value.pos)
+
         if scalar == "Boolean":
             if isinstance(value, ast.Ident) and value.name in ("true", "false"):
                 return value.name
-            raise bad
+            raise bad()
         if scalar in ("Int", "BigInt"):
             if isinstance(value, ast.Number) and re.fullmatch(r"-?\d+", value.text):
                 return str(int(value.text))
-            raise bad
+            raise bad()
         if scalar in ("Float", "Decimal"):
             text = value.text if isinstance(value, ast.Number) else (
                 value.value if isinstance(value, ast.Str) and scalar == "Decimal" else None)
             if text is None:
-                raise bad
+                raise bad()
             return _decimal_text(text, bad)
         if not isinstance(value, ast.Str):
-            raise bad
+            raise bad()
         s = value.value
         if scalar == "String":
             return ddl.string_literal(s)
@@ -675,7 +679,7 @@ class _Compiler:
                 raise _err(f'{_where(m, f)}: a DateTime default must be an RFC 3339 timestamp like '
                            f'"2020-01-01T00:00:00Z", got "{s}"', value.pos)
             return ddl.string_literal(text)
-        raise bad
+        raise bad()
 
     def enum_default(self, m, f, attr, enum: ast.Enum, canonical: str) -> str | None:
         value = self.default_value(m, f, attr)
@@ -892,20 +896,26 @@ class _Compiler:
                 rels.append(_Rel(m, mi, f, fi, target, name, fields, references, attr))
         return rels
 
-    def opposite(self, rel: _Rel, rels: list[_Rel]) -> _Rel | None:
-        for other in rels:
-            if other.model is rel.target and other.target is rel.model and other.name == rel.name \
-                    and other is not rel:
+    @staticmethod
+    def opposite(rel: _Rel, by_ends: dict[tuple[int, int, str | None], list[_Rel]]) -> _Rel | None:
+        """The first relation (in declaration order) from rel's target back to its model,
+        with the same relation name. `by_ends` groups relations by (model, target, name):
+        a lookup, not a scan of every relation (which made large schemas quadratic)."""
+        for other in by_ends.get((id(rel.target), id(rel.model), rel.name), ()):
+            if other is not rel:
                 return other
         return None
 
     def compile_relations(self, rels: list[_Rel]) -> list[Table]:
         join_tables: list[Table] = []
+        by_ends: dict[tuple[int, int, str | None], list[_Rel]] = {}
+        for rel in rels:
+            by_ends.setdefault((id(rel.model), id(rel.target), rel.name), []).append(rel)
         for rel in rels:
             m, f = rel.model, rel.field
             if rel.target.kind == "view":
                 continue
-            opp = self.opposite(rel, rels)
+            opp = self.opposite(rel, by_ends)
             if opp is None:
                 raise _err(f'{_where(m, f)}: the relation to "{rel.target.name}" has no opposite '
                            f'relation field on model "{rel.target.name}"', f.pos)
@@ -1084,30 +1094,44 @@ def _col_by_name(t: _TableBuild, name: str) -> Column:
 
 def _native_type(native: str, args: tuple[int, ...]) -> tuple[str, str]:
     """(canonical format_type spelling, Prisma's DDL spelling) of a native type."""
+    fixed = _FIXED_NATIVE.get(native)
+    if fixed is not None:
+        return fixed
     a = args[0] if args else None
     p = f"({a})" if a is not None else ""
     if native == "Decimal":
         if args:
             return f"numeric({args[0]},{args[1]})", f"DECIMAL({args[0]},{args[1]})"
         return "numeric", "DECIMAL"
-    table = {
-        "SmallInt": ("smallint", "SMALLINT"), "Integer": ("integer", "INTEGER"),
-        "BigInt": ("bigint", "BIGINT"), "Oid": ("oid", "OID"), "Money": ("money", "MONEY"),
-        "Real": ("real", "REAL"), "DoublePrecision": ("double precision", "DOUBLE PRECISION"),
-        "Text": ("text", "TEXT"), "Uuid": ("uuid", "UUID"), "Xml": ("xml", "XML"), "Inet": ("inet", "INET"),
-        "Citext": (enum_type_ref("public", "citext"), "CITEXT"), "ByteA": ("bytea", "BYTEA"),
-        "Date": ("date", "DATE"), "Boolean": ("boolean", "BOOLEAN"), "Json": ("json", "JSON"),
-        "JsonB": ("jsonb", "JSONB"),
-        "VarChar": (f"character varying{p}", f"VARCHAR{p}"),
-        "Char": (f"character({a if a is not None else 1})", f"CHAR{p}"),
-        "Bit": (f"bit({a if a is not None else 1})", f"BIT{p}"),
-        "VarBit": (f"bit varying{p}", f"VARBIT{p}"),
-        "Timestamp": (f"timestamp{p} without time zone", f"TIMESTAMP{p}"),
-        "Timestamptz": (f"timestamp{p} with time zone", f"TIMESTAMPTZ{p}"),
-        "Time": (f"time{p} without time zone", f"TIME{p}"),
-        "Timetz": (f"time{p} with time zone", f"TIMETZ{p}"),
-    }
-    return table[native]
+    if native == "VarChar":
+        return f"character varying{p}", f"VARCHAR{p}"
+    if native == "Char":
+        return f"character({a if a is not None else 1})", f"CHAR{p}"
+    if native == "Bit":
+        return f"bit({a if a is not None else 1})", f"BIT{p}"
+    if native == "VarBit":
+        return f"bit varying{p}", f"VARBIT{p}"
+    if native == "Timestamp":
+        return f"timestamp{p} without time zone", f"TIMESTAMP{p}"
+    if native == "Timestamptz":
+        return f"timestamp{p} with time zone", f"TIMESTAMPTZ{p}"
+    if native == "Time":
+        return f"time{p} without time zone", f"TIME{p}"
+    if native == "Timetz":
+        return f"time{p} with time zone", f"TIMETZ{p}"
+    raise KeyError(native)
+
+
+# Native types without arguments: always the same spellings.
+_FIXED_NATIVE = {
+    "SmallInt": ("smallint", "SMALLINT"), "Integer": ("integer", "INTEGER"),
+    "BigInt": ("bigint", "BIGINT"), "Oid": ("oid", "OID"), "Money": ("money", "MONEY"),
+    "Real": ("real", "REAL"), "DoublePrecision": ("double precision", "DOUBLE PRECISION"),
+    "Text": ("text", "TEXT"), "Uuid": ("uuid", "UUID"), "Xml": ("xml", "XML"), "Inet": ("inet", "INET"),
+    "Citext": (enum_type_ref("public", "citext"), "CITEXT"), "ByteA": ("bytea", "BYTEA"),
+    "Date": ("date", "DATE"), "Boolean": ("boolean", "BOOLEAN"), "Json": ("json", "JSON"),
+    "JsonB": ("jsonb", "JSONB"),
+}
 
 
 def _unsupported_canonical(written: str) -> str:
@@ -1195,14 +1219,14 @@ def _pg_comparison(col: Column, op: str, value: ast.Value, literal: str) -> str:
 # --------------------------------------------------------------------------- literal texts
 
 
-def _decimal_text(text: str, bad: SchemaError) -> str:
+def _decimal_text(text: str, bad: Callable[[], SchemaError]) -> str:
     """A number as Prisma's BigDecimal prints it: as written, minus leading zeros and a ``-`` on zero."""
     try:
         d = Decimal(text)
     except InvalidOperation:
-        raise bad from None
+        raise bad() from None
     if not d.is_finite():
-        raise bad
+        raise bad()
     out = format(d, "f")
     if d == 0:
         out = out.lstrip("-")
@@ -1210,6 +1234,13 @@ def _decimal_text(text: str, bad: SchemaError) -> str:
 
 
 _CHRONO_NANOS = re.compile(r"'(\d{4}-\d{2}-\d{2}) (\d{2}):(\d{2}):(\d{2})\.(\d{7,9}) ([+-]\d{2}:\d{2})'")
+
+
+@lru_cache(maxsize=4096)
+def _canonical_default(prisma_default: str, canonical_type: str) -> str | None:
+    """Prisma's default text as the inspector reads it back. Schemas repeat the same few
+    defaults (now(), 0, false) thousands of times, and this is pure: memoised."""
+    return normalize_default(_to_microseconds(prisma_default), canonical_type)[0]
 
 
 def _to_microseconds(text: str) -> str:
