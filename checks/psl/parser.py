@@ -52,7 +52,8 @@ from checks.psl.ast import (
     Value,
 )
 
-__all__ = ["parse_text", "parse_bytes", "parse_files", "load_schema"]
+__all__ = ["parse_text", "parse_bytes", "parse_files", "load_schema", "read_schema_files",
+           "parse_schema_files"]
 
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
 _lark = None
@@ -124,6 +125,16 @@ def parse_files(files: list[tuple[str, str]]) -> Schema:
 
 def load_schema(path: str | os.PathLike) -> Schema:
     """Load a `.prisma` file, or every `*.prisma` file under a folder (recursively)."""
+    return parse_schema_files(*read_schema_files(path))
+
+
+def read_schema_files(path: str | os.PathLike) -> tuple[str, bool, list[tuple[str, bytes, str]]]:
+    """The files `load_schema` would parse: (path as given, is it a folder, [(file, bytes, text)]).
+
+    Raises what `load_schema` raises for a missing path, an empty folder, an unreadable
+    file or one that is not UTF-8 text, in the same order; `parse_schema_files` finishes
+    the job. The bytes let a caller key a cache on exactly what was read.
+    """
     name = os.fspath(path)
     if not os.path.exists(name):
         raise SchemaError("no such file or directory", file=name)
@@ -139,14 +150,26 @@ def load_schema(path: str | os.PathLike) -> Schema:
                 "several *.prisma files",
                 file=name,
             )
-        texts = [(f, _decode(_read(f), f)) for f in sorted(found)]
-        try:
-            return parse_files(texts)
-        except SchemaError as e:
-            if e.file is None:  # a problem of the whole folder
-                raise SchemaError(e.message, file=name) from None
-            raise
-    return parse_files([(name, _decode(_read(name), name))])
+        out = []
+        for f in sorted(found):
+            data = _read(f)
+            out.append((f, data, _decode(data, f)))
+        return name, True, out
+    data = _read(name)
+    return name, False, [(name, data, _decode(data, name))]
+
+
+def parse_schema_files(name: str, is_folder: bool, files: list[tuple[str, bytes, str]]) -> Schema:
+    """Parse what `read_schema_files` returned (a problem of a whole folder names the folder)."""
+    texts = [(f, text) for f, _, text in files]
+    if not is_folder:
+        return parse_files(texts)
+    try:
+        return parse_files(texts)
+    except SchemaError as e:
+        if e.file is None:  # a problem of the whole folder
+            raise SchemaError(e.message, file=name) from None
+        raise
 
 
 # --------------------------------------------------------------------------- reading
@@ -238,14 +261,18 @@ def _get_lark():
                 # One regex of all the grammar's terminals, in lark's own order, plus a
                 # catch-all so that no character is skipped silently. Scanning with it
                 # directly is ~3x faster than lark's lexer, which matters at 30k lines.
-                terminals = sorted(
-                    parser.terminals,
-                    key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
-                )
-                alternatives = [f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals]
-                alternatives.append(r"(?P<_BAD>[\s\S])")
-                _lark = (parser, re.compile("|".join(alternatives)).finditer)
+                _lark = (parser, re.compile(_scanner_pattern(parser)).finditer)
     return _lark
+
+
+def _scanner_pattern(parser) -> str:
+    terminals = sorted(
+        parser.terminals,
+        key=lambda t: (-t.priority, -t.pattern.max_width, -len(t.pattern.value), t.name),
+    )
+    alternatives = [f"(?P<{t.name}>{t.pattern.to_regexp()})" for t in terminals]
+    alternatives.append(r"(?P<_BAD>[\s\S])")
+    return "|".join(alternatives)
 
 
 # The words a message uses for a token the parser did not expect.
@@ -696,6 +723,303 @@ def _describe_token(tok) -> str:
     return f'"{s if len(s) <= 40 else s[:37] + "..."}"'
 
 
+# --------------------------------------------------------------------------- the fast path
+#
+# `_Parse.run` above is the reference: lark's LALR parser fed token by token through
+# lark's own machinery, which also words every syntax error. For a schema that parses,
+# `_fast_parse` below does the same work without lark's per-token overhead: the same
+# scanning and newline/keyword rules, the same `_Build` callbacks at the same
+# reductions, driven by lark's own LALR table for grammar.lark (pre-computed in
+# `_tables.py`). Anything unusual (a syntax error, a bad character, a `_Build` error)
+# makes it give up, and the reference parse runs from the start, so every error,
+# message and position is exactly the reference's. Same AST, 2-3x faster.
+
+
+class _GiveUp(Exception):
+    """The fast path met something only the reference parse words properly."""
+
+
+_fast = None
+
+
+def _fast_tables():
+    global _fast
+    if _fast is None:
+        with _lark_lock:
+            if _fast is None:
+                _fast = _load_fast_tables()
+    return _fast
+
+
+def _load_fast_tables():
+    """(rows, start, end, scan) for `_fast_parse`, from `_tables.py` when it matches the
+    grammar and the installed lark, else derived from lark now (slower, same result)."""
+    import hashlib
+    import re
+
+    import lark  # also the reference parser's; its version is part of the table's identity
+
+    from checks.psl import _tables
+
+    digest = hashlib.sha256(_GRAMMAR.read_bytes()).hexdigest()
+    if _tables.GRAMMAR_SHA256 == digest and _tables.LARK_VERSION == lark.__version__:
+        data = {k: getattr(_tables, k) for k in ("SCANNER", "START", "END", "RULES", "STATES")}
+    else:  # grammar.lark was edited (run `python -m checks.psl.parser --write-tables`)
+        data = derive_tables(_get_lark()[0])
+    build = _Build()
+    reduces = [(size, origin, _reducer(steps, kind, getattr(build, method, None)))
+               for origin, size, steps, kind, method in data["RULES"]]
+    rows = [{sym: act if act >= 0 else reduces[~act] for sym, act in row.items()} for row in data["STATES"]]
+    # Whitespace before a token is part of its match, so that it costs no loop turn
+    # (a lone run of it is left only at the end of the text).
+    scan = re.compile(f"{_WS_CLASS}*(?:{data['SCANNER']})").finditer
+    return rows, data["START"], data["END"], scan
+
+
+_WS_CLASS = "[ \\t\\f\\u00a0\\u1680\\u2000-\\u200a\\u202f\\u205f\\u3000\\ufeff]"
+
+
+def _reducer(steps: tuple[int, ...], kind: str, method):
+    """The callback for one grammar rule, as lark's parse-tree builder would call it.
+
+    `steps` says, for each symbol of the rule, 0 drop (a filtered `_TOKEN`), 1 keep,
+    2 splice (the list an inlined `_rule` produced). `kind` is "call" (a `_Build`
+    method), "one" (a `?rule` with a single child: that child) or "list" (an inlined
+    `_rule`: its children, spliced by the parent)."""
+    if kind == "one":
+        (index,) = [i for i, s in enumerate(steps) if s == 1]
+        return lambda c: c[index]
+    if all(s == 1 for s in steps):
+        pick = None
+    elif 2 not in steps:
+        keep = [i for i, s in enumerate(steps) if s == 1]
+        if len(keep) == 1:
+            (i,) = keep
+            pick = lambda c: [c[i]]  # noqa: E731
+        elif len(keep) == 2:
+            i, j = keep
+            pick = lambda c: [c[i], c[j]]  # noqa: E731
+        else:
+            pick = lambda c: [c[i] for i in keep]  # noqa: E731
+    else:
+        plan = tuple((i, s) for i, s in enumerate(steps) if s)
+
+        def pick(c):
+            out = None
+            for i, s in plan:
+                if s == 2:
+                    if out is None:
+                        out = c[i]  # a list made by one reduction and used only here
+                    else:
+                        out += c[i]
+                elif out is None:
+                    out = [c[i]]
+                else:
+                    out.append(c[i])
+            return [] if out is None else out
+
+    if kind == "list":
+        return pick or list
+    if pick is None:
+        return method
+    return lambda c: method(pick(c))
+
+
+def derive_tables(parser) -> dict:
+    """The data of `_tables.py` from a lark LALR parser built from grammar.lark."""
+    import hashlib
+
+    import lark
+
+    table = parser.parser.parser.parser.parse_table
+    rules = list(parser.rules)
+    index = {id(r): i for i, r in enumerate(rules)}
+    out_rules = []
+    for r in rules:
+        origin = str(r.origin.name)
+        if r.alias or r.options.template_source or r.options.keep_all_tokens:
+            raise ValueError(f"rule {origin}: aliases, templates and keep_all_tokens are not supported")
+        steps = tuple(
+            0 if s.is_term and s.filter_out else 2 if (not s.is_term and s.name.startswith("_")) else 1
+            for s in r.expansion
+        )
+        if origin.startswith("_"):
+            if r.options.expand1 or hasattr(_Build, origin):
+                raise ValueError(f"rule {origin}: an inlined rule must be a plain list of children")
+            kind = "list"
+        elif hasattr(_Build, origin):
+            kind = "call"
+            if r.options.expand1:
+                raise ValueError(f"rule {origin}: ?rules with a _Build method are not supported")
+        elif r.options.expand1 and steps.count(1) == 1 and 2 not in steps:
+            kind = "one"
+        else:
+            raise ValueError(f"rule {origin}: needs a _Build method")
+        out_rules.append((origin, len(r.expansion), steps, kind, origin))
+    if sorted(table.states) != list(range(len(table.states))):
+        raise ValueError("lark's LALR states are not numbered 0..n-1")
+    states = []
+    for s in range(len(table.states)):
+        row = {}
+        for sym, (action, arg) in table.states[s].items():
+            if action.name == "Shift":
+                row[str(sym)] = arg
+            else:
+                row[str(sym)] = ~index[id(arg)]
+        states.append(row)
+    scanner = _scanner_pattern(parser)
+    return {
+        "GRAMMAR_SHA256": hashlib.sha256(_GRAMMAR.read_bytes()).hexdigest(),
+        "LARK_VERSION": lark.__version__,
+        "SCANNER": scanner,
+        "START": table.start_states["start"],
+        "END": table.end_states["start"],
+        "RULES": tuple(out_rules),
+        "STATES": tuple(states),
+    }
+
+
+def write_tables(path: str | os.PathLike | None = None) -> None:
+    """Regenerate `_tables.py` from grammar.lark (after editing the grammar)."""
+    data = derive_tables(_get_lark()[0])
+    lines = [
+        '"""LALR tables of grammar.lark for the parser\'s fast path, made by lark.',
+        "",
+        "Generated by `python -m checks.psl.parser --write-tables`; do not edit. A stale copy is",
+        "harmless (the parser then derives the tables from lark at run time), but slower.",
+        '"""',
+        f"GRAMMAR_SHA256 = {data['GRAMMAR_SHA256']!r}",
+        f"LARK_VERSION = {data['LARK_VERSION']!r}",
+        f"SCANNER = {ascii(data['SCANNER'])}",
+        f"START = {data['START']}",
+        f"END = {data['END']}",
+        "# (rule, symbols, per symbol 0 drop / 1 keep / 2 splice, kind, _Build method)",
+        "RULES = (",
+        *(f"    {r!r}," for r in data["RULES"]),
+        ")",
+        "# per state: symbol -> next state (shift, goto) or ~rule (reduce)",
+        "STATES = (",
+        *(f"    {row!r}," for row in data["STATES"]),
+        ")",
+        "",
+    ]
+    target = Path(path) if path else Path(__file__).with_name("_tables.py")
+    target.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _fast_parse(text: str, file: str) -> Schema:
+    """`_Parse(text, file).run()` for a schema without errors; `_GiveUp` (or any
+    exception) otherwise. Mirrors `_Parse.run` step by step: keep the two in step."""
+    rows, start, end, scan = _fast_tables()
+    ss = [start]  # LALR state stack, as lark's
+    row = rows[start]  # actions of the state on top of ss
+    vs: list = []  # value stack, as lark's (None for punctuation, which lark filters out)
+    tok_new = _Tok
+    keywords = _KEYWORDS
+    depth = 0  # open brackets (the reference's len(stack))
+    line, line_start = 1, 0
+    prev = None  # type of the last token given to the parser
+    pending: list[str] = []  # `///` lines waiting for their declaration
+    item = None  # name of the field / enum value being read, for trailing docs
+    for m in scan(text):
+        t = m.lastgroup
+        if t == "_NL":
+            line += 1
+            line_start = m.end()
+            if depth != 1 or prev == "_NL" or prev == "_LBRACE":
+                continue
+            value = None
+            prev = t
+        elif t == "COMMENT":
+            body = m.group(t)
+            if body.startswith("///"):
+                body = body[4:] if body.startswith("/// ") else body[3:]
+                if depth == 1 and prev != "_NL" and prev != "_LBRACE":
+                    if item is not None:  # trailing `///`: documents its own line's item
+                        if item.doc is None:
+                            item.doc = []
+                        item.doc.append(body)
+                elif depth <= 1:
+                    pending.append(body)
+            continue
+        elif t == "WS":  # only at the very end
+            continue
+        elif t == "_BAD":
+            raise _GiveUp
+        else:
+            value = None if t[0] == "_" else tok_new(t, m.group(t), line, m.start(t) - line_start + 1, file)
+            if depth == 0:
+                if t == "NAME" and (prev is None or prev == "_RBRACE"):
+                    kw = keywords.get(value.value)
+                    if kw is not None:
+                        value.type = t = kw
+                        if pending:
+                            value.doc = pending
+                            pending = []
+            elif depth == 1:
+                if prev == "_NL" or prev == "_LBRACE":
+                    # first token of a body item: field, enum value, property, @@attribute or "}"
+                    if t == "NAME":
+                        item = value
+                        if pending:
+                            value.doc = pending
+                            pending = []
+                    else:
+                        item = None
+                        pending = []
+            elif t == "_LBRACE":  # `where: { ... }` inside an attribute
+                t = "OBJ_OPEN"
+                value = tok_new(t, "{", line, m.start("_LBRACE") - line_start + 1, file)
+            if t == "_LBRACE" or t == "_LPAR" or t == "LSQB" or t == "OBJ_OPEN":
+                depth += 1
+                if depth > _MAX_NESTING:
+                    raise _GiveUp
+            elif (t == "_RBRACE" or t == "_RPAR" or t == "_RSQB") and depth:
+                depth -= 1
+            prev = t
+        # feed it: lark's ParserState.feed_token, inlined
+        while True:
+            act = row.get(t)
+            if act is None:
+                raise _GiveUp  # a syntax error
+            if act.__class__ is int:  # shift
+                ss.append(act)
+                vs.append(value)
+                row = rows[act]
+                break
+            size, origin, reduce = act
+            if size == 1:
+                ss.pop()
+                vs.append(reduce([vs.pop()]))
+            elif size:
+                children = vs[-size:]
+                del ss[-size:]
+                del vs[-size:]
+                vs.append(reduce(children))
+            else:
+                vs.append(reduce([]))
+            state = rows[ss[-1]][origin]
+            ss.append(state)
+            row = rows[state]
+    if depth:
+        raise _GiveUp
+    while True:  # end of input: reduce until the start rule is complete
+        act = rows[ss[-1]].get("$END")
+        if act is None or act.__class__ is int:
+            raise _GiveUp
+        size, origin, reduce = act
+        if size:
+            children = vs[-size:]
+            del ss[-size:]
+            del vs[-size:]
+        else:
+            children = []
+        vs.append(reduce(children))
+        ss.append(rows[ss[-1]][origin])
+        if ss[-1] == end:
+            return _schema(vs[-1], file)
+
+
 def _parse_one(text: str, file: str) -> Schema:
     if text.startswith("\ufeff"):
         text = text[1:]
@@ -712,6 +1036,10 @@ def _parse_one(text: str, file: str) -> Schema:
     gc_was_enabled = gc.isenabled()
     gc.disable()
     try:
+        try:
+            return _fast_parse(text, file)
+        except Exception:  # anything unusual: the reference parse says exactly what
+            pass
         return _Parse(text, file).run()
     finally:
         if gc_was_enabled:
@@ -741,3 +1069,11 @@ def _check_unique_names(schema: Schema) -> None:
     check(named)
     check([("datasource", d.name, d.pos) for d in schema.datasources])
     check([("generator", g.name, g.pos) for g in schema.generators])
+
+
+if __name__ == "__main__":  # python -m checks.psl.parser --write-tables
+    import sys
+
+    if sys.argv[1:] != ["--write-tables"]:
+        sys.exit("usage: python -m checks.psl.parser --write-tables")
+    write_tables()
