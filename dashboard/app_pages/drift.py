@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+import pandas as pd
 import streamlit as st
 
 from checks.errors import DriftwatchError
@@ -11,6 +12,12 @@ from dashboard import data
 
 HINT = ("Check DATABASE_URL and DRIFTWATCH_SCHEMA in .streamlit/secrets.toml or the environment; "
         "unset DATABASE_URL to use the embedded demo database.")
+# The findings table is grouped by table, so a critical row can sit below warnings: colour
+# the severity cell so the rows that break queries stand out at a glance.
+SEVERITY_STYLE = {
+    CRITICAL: "background-color: #fde8e8; color: #9b1c1c",
+    WARNING: "background-color: #fff4d6; color: #7a4b00",
+}
 
 st.title("Schema drift")
 
@@ -55,7 +62,9 @@ st.caption(f"Checked at {at} in {checked.seconds:.2f} s; results are reused for 
 if report.findings:
     findings = data.in_order(report)
     st.subheader("Findings")
-    st.dataframe(data.rows(findings), hide_index=True, width="stretch")
+    table = pd.DataFrame(data.rows(findings))
+    st.dataframe(table.style.map(lambda v: SEVERITY_STYLE.get(v, ""), subset=["severity"]),
+                 hide_index=True, width="stretch")
 
     fixes = [f for f in findings if f.fix]
     if fixes:
@@ -65,4 +74,4 @@ if report.findings:
         for f in fixes:
             where = ".".join(p for p in (data.table_name(f), f.column or f.name) if p)
             with st.expander(f"{f.severity} · {f.kind} · {where}"):
-                st.code(f.fix.strip(), language="sql")
+                st.code(f.fix.strip(), language="sql", wrap_lines=True)  # a cut-off ON DELETE misleads
