@@ -15,6 +15,15 @@ if [ -z "${PRISMA_ORACLE_DIR:-}" ] && [ -f "$oracle_src/oracle.mjs" ] && command
   fi
   [ -d "$oracle/node_modules" ] && export PRISMA_ORACLE_DIR="$oracle"
 fi
+# tests/test_browser.py opens the dashboard in Debian's chromium through Playwright's
+# executable_path (never `playwright install`): install the package when root can; otherwise
+# those tests skip and say why.
+if [ ! -x "${DRIFTWATCH_CHROMIUM:-/usr/bin/chromium}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  echo "driftwatch: installing Debian's chromium for the browser tests" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get install -y -qq chromium || { apt-get update -qq && apt-get install -y -qq chromium; }; } >&2 \
+    || echo "driftwatch: could not install chromium: the browser tests will skip" >&2
+fi
 status=0
 echo "== tests on PostgreSQL from the pgserver wheel" >&2
 DRIFTWATCH_TEST_PG=pgserver python -m pytest -q "$@" || status=$?

@@ -1,0 +1,96 @@
+"""A real Streamlit server and a real headless Chromium for tests/test_browser.py.
+
+The browser is Debian's `chromium` package driven by Playwright through `executable_path`:
+Playwright's own browser download (`playwright install`) is never used. Without
+/usr/bin/chromium (or DRIFTWATCH_CHROMIUM) the browser tests skip and say why.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import IO
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("DRIFTWATCH_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+SETTINGS = ("DATABASE_URL", "DRIFTWATCH_SCHEMA", "DRIFTWATCH_DEMO", "DRIFTWATCH_STATE_DIR")
+
+
+def _why_no_browser() -> str | None:
+    if not os.access(CHROMIUM, os.X_OK):
+        return (f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install -y chromium; "
+                "./test.sh does it when run as root) or set DRIFTWATCH_CHROMIUM")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "the playwright package is not installed: pip install -r requirements-dev.txt"
+    return None
+
+
+NO_BROWSER = _why_no_browser()
+needs_chromium = pytest.mark.skipif(NO_BROWSER is not None, reason=NO_BROWSER or "")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class StreamlitServer:
+    """`streamlit run dashboard/app.py` from the repository root, in its own process group."""
+
+    def __init__(self, settings: dict[str, str], log_dir: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+        env.update(settings)
+        self.log_path = log_dir / f"streamlit-{self.port}.log"
+        self._log: IO[bytes] = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
+             "--server.headless", "true", "--server.port", str(self.port),
+             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def wait_healthy(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"streamlit exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if httpx.get(f"{self.url}_stcore/health", timeout=2).text.strip() == "ok":
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"streamlit not healthy after {timeout} s:\n{self.log()}")
+
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def stop(self) -> None:
+        """Stop the server and anything it started: the whole process group."""
+        if self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGTERM)
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+            except ProcessLookupError:
+                pass
+        self._log.close()
