@@ -562,3 +562,16 @@ def test_driftwatch_help_does_not_import_sqlalchemy():
              "print('sqlalchemy' in sys.modules)")
     result = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_actor_and_environment_come_from_the_deployment_when_not_given(monkeypatch):
+    from checks.history.records import ActionRecord
+
+    monkeypatch.setenv("DRIFTWATCH_ACTOR", "ci@deploy-gate")
+    monkeypatch.setenv("DRIFTWATCH_ENVIRONMENT", "production")
+    record = ActionRecord(kind="fix", outcome="applied")
+    assert (record.actor, record.environment) == ("ci@deploy-gate", "production")
+    monkeypatch.delenv("DRIFTWATCH_ACTOR")
+    monkeypatch.delenv("DRIFTWATCH_ENVIRONMENT")
+    record = ActionRecord(kind="fix", outcome="applied")
+    assert "@" in record.actor and record.environment is None

@@ -44,12 +44,21 @@ def as_utc(value: datetime) -> datetime:
 
 
 def default_actor() -> str:
-    """`$USER@hostname`: who ran it, when the caller does not say."""
+    """`$DRIFTWATCH_ACTOR` (a CI job, a named on-call engineer), else `$USER@hostname`."""
+    named = os.environ.get("DRIFTWATCH_ACTOR")
+    if named:
+        return named
     try:
         user = getpass.getuser()
     except Exception:  # no USER/LOGNAME and no passwd entry (some containers)
         user = os.environ.get("USER") or "unknown"
     return f"{user}@{socket.gethostname() or 'localhost'}"
+
+
+def default_environment() -> str | None:
+    """`$DRIFTWATCH_ENVIRONMENT` (production, staging…): set once per deployment, it labels
+    every action in the audit log so a postmortem can tell environments apart."""
+    return os.environ.get("DRIFTWATCH_ENVIRONMENT") or None
 
 
 def scrub_text(text: str, url: str | None = None) -> str:
@@ -111,7 +120,7 @@ class ActionRecord:
     started_at: datetime = field(default_factory=utcnow)
     finished_at: datetime | None = None
     duration_ms: int | None = None
-    environment: str | None = None
+    environment: str | None = field(default_factory=default_environment)
     database: str | None = None
     target: str | None = None
     statements: str | None = None

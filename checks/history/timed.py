@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from .records import FAILURE_OUTCOMES, ActionRecord, default_actor, one_line_error, redact_database, utcnow
+from .records import FAILURE_OUTCOMES, ActionRecord, default_actor, default_environment, one_line_error, redact_database, utcnow
 
 if TYPE_CHECKING:
     from .store import HistoryStore
@@ -46,7 +46,7 @@ def timed_action(
         outcome=outcome,
         actor=actor or default_actor(),
         started_at=utcnow(),
-        environment=environment,
+        environment=environment or default_environment(),
         database=redact_database(database),  # the body never sees the password through the record
         target=target,
         statements=statements,
