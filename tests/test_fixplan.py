@@ -529,3 +529,19 @@ def test_record_migration_writes_the_applied_sql_as_a_migration_prisma_sees_as_a
 def test_record_migration_needs_apply(incident_db, tmp_path):
     code, _, err = fix(incident_db, "--record-migration", str(tmp_path))
     assert code == 1 and "--record-migration goes with --apply" in err
+
+
+def test_fix_warns_when_a_pending_migration_would_collide_with_a_hand_fix(incident_db, tmp_path):
+    """In the incident the real fix is the pending migration; a hand fix makes its next deploy fail."""
+    import io
+
+    from checks.cli import run
+    from tests.conftest import SAMPLE_SCHEMA
+
+    out, err = io.StringIO(), io.StringIO()
+    code = run(["fix", "--database-url", incident_db, "--schema", str(SAMPLE_SCHEMA),
+                "--history-url", str(tmp_path / "h.sqlite3")], out, err)
+    assert code == 0
+    assert err.getvalue() == ""
+    assert "20251012082000_add_avatar_projects" in out.getvalue().split("Fix plan")[0]
+    assert "driftwatch migrate deploy" in out.getvalue()

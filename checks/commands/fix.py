@@ -239,6 +239,8 @@ def cmd_fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     limits = limits_from(args)
     if args.record_migration and not args.apply:
         raise UsageError("--record-migration goes with --apply")
+    if args.format == "text":
+        _warn_pending_migrations(args, url, out)
     store = open_store(args)
     try:
         if args.apply:
@@ -246,6 +248,27 @@ def cmd_fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return _rehearse(args, url, limits, store, out)
     finally:
         store.close()
+
+
+def _warn_pending_migrations(args: argparse.Namespace, url: str, out: TextIO) -> None:
+    """A fix applied by hand while a migration is pending sets a trap: the next
+    `prisma migrate deploy` runs that migration again and fails on objects that now exist
+    (P3018). Say so before anything runs, with the two ways out."""
+    from checks.migrations import status
+
+    folder = Path(args.schema).parent / "migrations"
+    if not folder.is_dir():
+        return
+    try:
+        pending = status(url, folder).names("pending")
+    except Exception:  # noqa: BLE001 - advice only; the fix itself reports real errors
+        return
+    if pending and not args.record_migration:
+        out.write(f"Note: {len(pending)} migration(s) in {folder} are not applied: "
+                  f"{', '.join(pending)}.\n"
+                  f"  Prefer `driftwatch migrate deploy --migrations {folder}`. If you fix by hand instead, "
+                  f"mark them applied afterwards (`driftwatch migrate resolve --applied NAME`) so the next "
+                  f"deploy does not run them again and fail.\n\n")
 
 
 def _plan(args: argparse.Namespace, url: str, conn: Any, limits: "Limits") -> tuple[Any, "FixPlan"]:
