@@ -33,33 +33,47 @@ Representation choices beyond the catalog docstring:
 """
 from __future__ import annotations
 
+import os
+import threading
 from functools import cache, lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING, Sequence, Union
 
-from ..catalog import Catalog, Column, Enum, ForeignKey, Index, IndexColumn, PrimaryKey, Table, enum_type_ref
 from ..db import connect, scrub
-from ..defaults import normalize_default, normalize_predicate
 from ..errors import DatabaseError, UsageError
 
 if TYPE_CHECKING:
     import psycopg
 
-__all__ = ["inspect_database", "QUERY_FILES"]
+    from ..catalog import Catalog
+
+# checks.catalog and checks.defaults are imported by `_build`, at the end of an inspection:
+# `check_database` imports them on its own thread while PostgreSQL runs the queries.
+
+__all__ = ["inspect_database", "inspect_in_background", "QUERY_FILES"]
 
 QUERY_FILES = ("schemas.sql", "columns.sql", "constraints.sql", "indexes.sql", "enums.sql")
 
 DEFAULT_STATEMENT_TIMEOUT = 30.0  # seconds, per statement
 
 # Real schemas repeat the same few defaults (CURRENT_TIMESTAMP, 0, 'PENDING') thousands of times.
-_normalize_default = lru_cache(maxsize=8192)(normalize_default)
+@lru_cache(maxsize=8192)
+def _normalize_default(expr: str | None, column_type: str) -> tuple[str | None, bool]:
+    from ..defaults import normalize_default
+
+    return normalize_default(expr, column_type)
 
 _ACTIONS = {"a": "NO ACTION", "r": "RESTRICT", "c": "CASCADE", "n": "SET NULL", "d": "SET DEFAULT"}
 
 
 @cache
 def _query(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    try:  # beside this file; importlib.resources (~20 ms to import) only for exotic installs
+        with open(os.path.join(os.path.dirname(__file__), name), encoding="utf-8") as f:
+            return f.read()
+    except OSError:
+        from importlib import resources
+
+        return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
 def inspect_database(
@@ -77,6 +91,10 @@ def inspect_database(
     (schema, name). Raises DatabaseError (message without password) when a query
     fails or exceeds ``statement_timeout`` seconds.
     """
+    return _inspect_any(conn_or_url, schemas, statement_timeout)
+
+
+def _inspect_any(conn_or_url, schemas: Sequence[str], statement_timeout: float, before_fetch=None) -> Catalog:
     if isinstance(schemas, str):
         raise UsageError("schemas must be a sequence of schema names, not a string")
     wanted = list(dict.fromkeys(schemas))
@@ -84,13 +102,77 @@ def inspect_database(
         url = conn_or_url
         conn = connect(url)
         try:
-            return _inspect(conn, wanted, statement_timeout, url)
+            return _inspect(conn, wanted, statement_timeout, url, before_fetch)
         finally:
             conn.close()
-    return _inspect(conn_or_url, wanted, statement_timeout, None)
+    return _inspect(conn_or_url, wanted, statement_timeout, None, before_fetch)
 
 
-def _inspect(conn: "psycopg.Connection", schemas: list[str], timeout: float, url: str | None) -> Catalog:
+class BackgroundInspection:
+    """`inspect_database(url, schemas)` started on a thread, so that connecting and
+    PostgreSQL's work on the catalog queries overlap with the caller's own work (parsing
+    and compiling the schema). See `inspect_in_background`.
+
+    The thread runs the queries at once but converts their results to Python objects
+    only once the caller asks for them (`result`) or gives up (`abandon`): converting is
+    CPU work that cannot overlap under the GIL anyway, and holding the rows while the
+    caller holds a large schema's syntax tree would add both to the peak memory."""
+
+    def __init__(self, url: str, schemas: Sequence[str], statement_timeout: float) -> None:
+        self.url = url
+        self.schemas = list(dict.fromkeys(schemas))
+        self.statement_timeout = statement_timeout
+        self._catalog: Catalog | None = None
+        self._error: BaseException | None = None
+        self._go = threading.Event()  # the caller is ready for the rows
+        self._thread = threading.Thread(target=self._run, name="driftwatch-inspect", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._catalog = _inspect_any(self.url, self.schemas, self.statement_timeout, self._go.wait)
+        except BaseException as exc:  # handed to the caller by result()
+            self._error = exc
+
+    def abandon(self) -> None:
+        """The caller will not ask: let the thread finish and close its connection."""
+        self._go.set()
+
+    def result(self, schemas: Sequence[str]) -> Catalog:
+        """The catalog of ``schemas``: the background one when it inspected those schemas
+        (its errors raised here, as `inspect_database` would raise them), else a new
+        inspection now."""
+        self._go.set()
+        if isinstance(schemas, str):
+            raise UsageError("schemas must be a sequence of schema names, not a string")
+        if list(dict.fromkeys(schemas)) != self.schemas:  # the guess was wrong: do it again
+            return inspect_database(self.url, schemas, statement_timeout=self.statement_timeout)
+        if self._thread.is_alive():
+            _prepare_build()  # on this thread, while the other one waits for PostgreSQL
+        self._thread.join()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+        assert self._catalog is not None
+        return self._catalog
+
+
+def inspect_in_background(
+    url: str, schemas: Sequence[str], *, statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+) -> BackgroundInspection:
+    """Start inspecting ``schemas`` (a best guess is fine: `BackgroundInspection.result`
+    is given the real list and inspects again if the guess was wrong)."""
+    # psycopg is imported here, on the caller's thread: imported on a thread that competes
+    # for the GIL with a busy caller, its hundreds of file reads each wait for the GIL
+    # again, and the import takes several times longer.
+    import psycopg  # noqa: F401
+    from psycopg import pq, sql  # noqa: F401
+
+    return BackgroundInspection(url, schemas, statement_timeout)
+
+
+def _inspect(conn: "psycopg.Connection", schemas: list[str], timeout: float, url: str | None,
+             before_fetch=None) -> Catalog:
     import psycopg
     from psycopg import pq
 
@@ -100,12 +182,20 @@ def _inspect(conn: "psycopg.Connection", schemas: list[str], timeout: float, url
     outermost = status == pq.TransactionStatus.IDLE
     params = {"schemas": schemas}
     try:
-        with conn.transaction(force_rollback=True), conn.cursor() as cur:
-            cur.execute(_settings(schemas, timeout, outermost))
-            rows = {}
-            for name in QUERY_FILES:
-                cur.execute(_query(name), params)
-                rows[name] = cur.fetchall()
+        with conn.transaction(force_rollback=True):
+            # one cursor per query, so that every result is still there (compact, in libpq)
+            # when they are all fetched at the end
+            cursors = [conn.cursor() for _ in QUERY_FILES]
+            try:
+                cursors[0].execute(_settings(schemas, timeout, outermost))
+                for cur, name in zip(cursors, QUERY_FILES):
+                    cur.execute(_query(name), params)
+                if before_fetch is not None:
+                    before_fetch()
+                rows = {name: cur.fetchall() for cur, name in zip(cursors, QUERY_FILES)}
+            finally:
+                for cur in cursors:
+                    cur.close()
     except psycopg.errors.QueryCanceled:
         raise DatabaseError(
             f"inspecting the database took longer than {timeout:g} s (statement_timeout); nothing was changed"
@@ -140,69 +230,78 @@ def _settings(schemas: list[str], timeout: float, outermost: bool) -> "psycopg.s
     return sql.Composed([composed, sql.SQL("; SET LOCAL search_path = "), path])
 
 
-def _column_type(builtin: str, udt_schema: str | None, udt_name: str | None, is_array: bool) -> str:
-    if udt_schema is None:
-        return builtin
-    return enum_type_ref(udt_schema, udt_name, array=is_array)
+def _prepare_build() -> None:
+    """Import what `_build` needs (a caller with time to spare does it while it waits)."""
+    from .. import catalog, defaults  # noqa: F401
 
 
 def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
+    from ..catalog import Catalog, Column, Enum, ForeignKey, Index, IndexColumn, PrimaryKey, Table, enum_type_ref
+    from ..defaults import normalize_predicate
+
+    # Tens of thousands of rows on large databases: plain loops, positional constructors
+    # and no repeated lookups (this is most of the inspection's Python time).
     existing = {r[0] for r in rows["schemas.sql"]}
+    normalize = _normalize_default
 
     columns: dict[tuple[str, str], list[Column]] = {}
+    key = cols = None
     for (t_schema, t_name, col, builtin, udt_schema, udt_name, is_array, nullable, default_expr,
          is_identity) in rows["columns.sql"]:
-        cols = columns.setdefault((t_schema, t_name), [])
+        if key is None or key[1] != t_name or key[0] != t_schema:  # rows come ordered by table
+            key = (t_schema, t_name)
+            cols = columns.setdefault(key, [])
         if col is None:  # a table without columns
             continue
-        ctype = _column_type(builtin, udt_schema, udt_name, is_array)
+        ctype = builtin if udt_schema is None else enum_type_ref(udt_schema, udt_name, array=is_array)
         if is_identity:
-            default, autoincrement = None, True
+            cols.append(Column(col, ctype, nullable, None, True))
+        elif default_expr is None:
+            cols.append(Column(col, ctype, nullable, None, False))
         else:
-            default, autoincrement = _normalize_default(default_expr, ctype)
-        cols.append(Column(name=col, type=ctype, nullable=nullable, default=default, autoincrement=autoincrement))
+            default, autoincrement = normalize(default_expr, ctype)
+            cols.append(Column(col, ctype, nullable, default, autoincrement))
 
     primary: dict[tuple[str, str], PrimaryKey] = {}
     foreign: dict[tuple[str, str], list[ForeignKey]] = {}
+    actions = _ACTIONS
     for (t_schema, t_name, kind, name, cols, ref_schema, ref_table, ref_cols, on_delete,
          on_update) in rows["constraints.sql"]:
-        key = (t_schema, t_name)
         if kind == "p":
-            primary[key] = PrimaryKey(name=name, columns=tuple(cols))
+            primary[(t_schema, t_name)] = PrimaryKey(name, tuple(cols))
         else:
-            foreign.setdefault(key, []).append(ForeignKey(
-                name=name,
-                columns=tuple(cols),
-                referenced_schema=ref_schema,
-                referenced_table=ref_table,
-                referenced_columns=tuple(ref_cols),
-                on_delete=_ACTIONS.get(on_delete, on_delete),
-                on_update=_ACTIONS.get(on_update, on_update),
-            ))
+            fk = ForeignKey(name, tuple(cols), ref_schema, ref_table, tuple(ref_cols),
+                            actions.get(on_delete, on_delete), actions.get(on_update, on_update))
+            found = foreign.get((t_schema, t_name))
+            if found is None:
+                foreign[(t_schema, t_name)] = [fk]
+            else:
+                found.append(fk)
 
     index_parts: dict[tuple[str, str], dict[str, tuple[bool, str, str | None, list[IndexColumn]]]] = {}
     for (t_schema, t_name, name, unique, method, predicate, _pos, col, _is_expr, descending,
          opclass) in rows["indexes.sql"]:
-        per_table = index_parts.setdefault((t_schema, t_name), {})
-        if name not in per_table:
-            where = normalize_predicate(predicate)
-            per_table[name] = (unique, method, where, [])
-        per_table[name][3].append(IndexColumn(name=col, descending=descending, opclass=opclass))
+        per_table = index_parts.get((t_schema, t_name))
+        if per_table is None:
+            per_table = index_parts[(t_schema, t_name)] = {}
+        parts = per_table.get(name)
+        if parts is None:
+            parts = per_table[name] = (unique, method, normalize_predicate(predicate), [])
+        parts[3].append(IndexColumn(col, descending, opclass))
 
     tables = []
+    no_indexes: dict = {}
     for key in sorted(columns):
         indexes = tuple(
-            Index(name=name, columns=tuple(parts[3]), unique=parts[0], method=parts[1], where=parts[2])
-            for name, parts in sorted(index_parts.get(key, {}).items())
+            Index(name, tuple(parts[3]), parts[0], parts[1], parts[2])
+            for name, parts in sorted(index_parts.get(key, no_indexes).items())
         )
-        tables.append(Table(
-            schema=key[0],
-            name=key[1],
-            columns=tuple(columns[key]),
-            primary_key=primary.get(key),
-            indexes=indexes,
-            foreign_keys=tuple(sorted(foreign.get(key, ()), key=lambda f: f.name)),
-        ))
+        fks = foreign.get(key)
+        if fks is None:
+            fks = ()
+        elif len(fks) > 1:
+            fks.sort(key=_by_name)
+        tables.append(Table(key[0], key[1], tuple(columns[key]), primary.get(key), indexes, tuple(fks)))
 
     enums = tuple(sorted(
         (Enum(schema=s, name=n, values=tuple(v)) for s, n, v in rows["enums.sql"]),
@@ -213,3 +312,7 @@ def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
         tables=tuple(tables),
         enums=enums,
     )
+
+
+def _by_name(f: ForeignKey) -> str:
+    return f.name
