@@ -589,3 +589,23 @@ def test_every_prisma_golden_applies_and_inspects_with_one_table_per_create_tabl
         live_column = catalog.table(schema, table).column(column)
         got = (live_column.default, live_column.autoincrement)
         assert normalize_default(written, live_column.type) == got, (table, column, written)
+
+
+def test_a_table_locked_by_a_stuck_migration_names_the_holder_instead_of_hanging(incident_db, monkeypatch):
+    import checks.inspect.live as live
+    from checks.errors import DatabaseError
+
+    monkeypatch.setattr(live, "LOCK_TIMEOUT", 0.5)
+    holder = psycopg.connect(incident_db, application_name="stuck-migration")
+    try:
+        holder.execute('LOCK TABLE "users" IN ACCESS EXCLUSIVE MODE')  # open transaction keeps it
+        with pytest.raises(DatabaseError) as caught:
+            inspect_database(incident_db, ["public"])
+    finally:
+        holder.rollback()
+        holder.close()
+    message = str(caught.value)
+    assert "waited 0.5 s" in message and "nothing was changed" in message
+    assert 'table "users"' in message and "stuck-migration" in message
+    assert "\n" not in message
+    assert inspect_database(incident_db, ["public"]).table("public", "users") is not None

@@ -76,6 +76,11 @@ def _query(name: str) -> str:
         return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
+# Catalog functions (pg_get_expr) open the table: an ALTER TABLE waiting or running holds
+# them back. Give up soon and say who holds the lock, rather than hang an incident check.
+LOCK_TIMEOUT = 5.0
+
+
 def inspect_database(
     conn_or_url: Union[str, "psycopg.Connection"],
     schemas: Sequence[str],
@@ -196,6 +201,8 @@ def _inspect(conn: "psycopg.Connection", schemas: list[str], timeout: float, url
             finally:
                 for cur in cursors:
                     cur.close()
+    except psycopg.errors.LockNotAvailable:
+        raise DatabaseError(_lock_message(conn, schemas, min(timeout, LOCK_TIMEOUT))) from None
     except psycopg.errors.QueryCanceled:
         raise DatabaseError(
             f"inspecting the database took longer than {timeout:g} s (statement_timeout); nothing was changed"
@@ -204,6 +211,21 @@ def _inspect(conn: "psycopg.Connection", schemas: list[str], timeout: float, url
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DatabaseError(f"cannot inspect the database: {scrub(first, url)}") from None
     return _build(schemas, rows)
+
+
+def _lock_message(conn: "psycopg.Connection", schemas: list[str], waited: float) -> str:
+    """Name who holds the lock the inspection gave up on: in an incident that is often the
+    stuck migration itself."""
+    text = f"inspecting the catalog waited {waited:g} s for a table lock and gave up; nothing was changed"
+    try:
+        rows = conn.execute(_query("lock_holders.sql"), {"schemas": schemas}).fetchall()
+    except Exception:  # noqa: BLE001 - the message without names is still the right one
+        rows = []
+    if rows:
+        held = "; ".join(f'table "{rel}" is locked ({mode}) by pid {pid} ({app or "?"} / {user or "?"}) '
+                         f"for {age} s: {query}" for pid, rel, mode, app, user, age, query in rows)
+        text += f": {held} — a migration or maintenance may be stuck"
+    return text
 
 
 def _settings(schemas: list[str], timeout: float, outermost: bool) -> "psycopg.sql.Composed":
@@ -215,7 +237,7 @@ def _settings(schemas: list[str], timeout: float, outermost: bool) -> "psycopg.s
         # isolation can only be chosen before the first query of the whole transaction
         "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY" if outermost else "SET TRANSACTION READ ONLY",
         f"SET LOCAL statement_timeout = {ms}",
-        f"SET LOCAL lock_timeout = {ms}",
+        f"SET LOCAL lock_timeout = {min(ms, int(LOCK_TIMEOUT * 1000))}",
         "SET LOCAL idle_in_transaction_session_timeout = 0",
         "SET LOCAL work_mem = '64MB'",  # sort tens of thousands of column rows in memory
         "SET LOCAL TimeZone = 'UTC'",
