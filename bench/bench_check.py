@@ -17,10 +17,15 @@ For each size (models) it
         node oracle.mjs drift URL S                                          (Prisma's engine)
      Peak RSS is that process's own maximum resident set, read by a small measuring
      parent (GNU time, else a fork + os.wait4 wrapper; see run_measured).
+     Driftwatch is timed twice, both reported: "dw cold" with its catalog cache off
+     (DRIFTWATCH_NO_CACHE=1: every run parses and compiles the schema, as a first run
+     would) and "dw warm" on a cache hit (a private XDG_CACHE_HOME that the warm-up run
+     fills; the schema is unchanged between runs, as in CI re-running a check).
 
 Then it prints a table, the growth per model, the start-up cost (`python -m checks
 --version`), the modules `check` imports, and PASS/MISS for the targets (at 500
-models: >= 5x faster than Prisma's engine and <= 60 MiB peak RSS).
+models: >= 5x faster than Prisma's engine and <= 60 MiB peak RSS), for cold and warm.
+The 1-minute load average is printed with every figure: the machine may be shared.
 
     python bench/bench_check.py [--sizes 50,500,2000] [--runs 3] [--pg pgserver|system]
                                 [--oracle DIR] [--out bench/out] [--seed 7]
@@ -347,6 +352,9 @@ def perturb(db_url: str, gen: GeneratedSchema) -> tuple[list[str], int]:
 
 # --------------------------------------------------------------------------- reporting
 
+DW_TOOLS = ("dw cold", "dw warm")
+
+
 @dataclass
 class Result:
     models: int
@@ -354,6 +362,7 @@ class Result:
     tool: str
     runs: list[Run]
     expected_code: int = 2
+    load: float = 0.0  # 1-minute load average right after the timed runs
 
     @property
     def ms(self) -> float:
@@ -369,7 +378,7 @@ class Result:
 
     def found(self) -> str:
         last = self.runs[-1]
-        if self.tool == "driftwatch":
+        if self.tool in DW_TOOLS:
             try:
                 data = json.loads(last.stdout)
                 findings = data.get("findings", data) if isinstance(data, dict) else data
@@ -405,7 +414,7 @@ def heavy_imports(cmd: list[str], env: dict[str, str]) -> tuple[list[tuple[str, 
 
 def print_table(results: list[Result]) -> None:
     hdr = f"{'models':>6} {'tables':>6}  {'tool':<10} {'median ms':>10} {'peak MiB':>9} {'ms/model':>9} " \
-          f"{'ratio':>7}  {'exit':<5} found"
+          f"{'ratio':>7} {'load':>5}  {'exit':<5} found"
     print(hdr)
     print("-" * len(hdr))
     by_size: dict[int, dict[str, Result]] = {}
@@ -413,21 +422,24 @@ def print_table(results: list[Result]) -> None:
         by_size.setdefault(r.models, {})[r.tool] = r
     for size in sorted(by_size):
         pair = by_size[size]
-        dw, pr = pair.get("driftwatch"), pair.get("prisma")
-        for r in (dw, pr):
+        pr = pair.get("prisma")
+        for tool in (*DW_TOOLS, "prisma"):
+            r = pair.get(tool)
             if r is None:
                 continue
-            ratio = f"{pr.ms / dw.ms:6.1f}x" if (dw and pr and r is dw) else ""
+            ratio = f"{pr.ms / r.ms:6.1f}x" if (pr and r is not pr) else ""
             codes = ",".join(str(c) for c in sorted(r.codes))
             flag = "" if r.codes == {r.expected_code} else "!"
             print(f"{r.models:>6} {r.tables:>6}  {r.tool:<10} {r.ms:>10.0f} {r.rss:>9.1f} "
-                  f"{r.ms / r.models:>9.2f} {ratio:>7}  {codes + flag:<5} {r.found()}")
+                  f"{r.ms / r.models:>9.2f} {ratio:>7} {r.load:>5.2f}  {codes + flag:<5} {r.found()}")
     print("ratio = Prisma engine median / Driftwatch median (higher is better for Driftwatch); "
-          "exit 2 = drift found as expected, '!' = unexpected exit code")
+          "exit 2 = drift found as expected, '!' = unexpected exit code; load = 1-min load average "
+          "after the runs.\ndw cold = catalog cache off (DRIFTWATCH_NO_CACHE=1, parse + compile every run); "
+          "dw warm = catalog cache hit (unchanged schema)")
 
 
 def print_growth(results: list[Result]) -> None:
-    for tool in ("driftwatch", "prisma"):
+    for tool in (*DW_TOOLS, "prisma"):
         rs = sorted((r for r in results if r.tool == tool), key=lambda r: r.models)
         if len(rs) < 2:
             continue
@@ -494,8 +506,12 @@ def main(argv: list[str] | None = None) -> int:
     pgdir = Path(tempfile.mkdtemp(prefix="dw-bench-pg-"))
     print(f"starting PostgreSQL ({args.pg}) in {pgdir} ...", flush=True)
     server = start(args.pg, pgdir)
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DRIFTWATCH_DEBUG")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "DRIFTWATCH_DEBUG", "DRIFTWATCH_NO_CACHE")}
     env.setdefault("NO_COLOR", "1")
+    bench_cache = Path(tempfile.mkdtemp(prefix="dw-bench-cache-"))  # warm runs' own catalog cache
+    env_cold = dict(env, DRIFTWATCH_NO_CACHE="1", XDG_CACHE_HOME=str(bench_cache))
+    env_warm = dict(env, XDG_CACHE_HOME=str(bench_cache))
     dw_base = [args.python, "-m", "checks"]
     results: list[Result] = []
     notes: list[str] = []
@@ -525,20 +541,25 @@ def main(argv: list[str] | None = None) -> int:
 
             tools = []
             if args.only in (None, "driftwatch"):
-                tools.append(("driftwatch", [*dw_base, "check", "--database-url", url, "--schema", str(path),
-                                             "--format", "json"], ROOT))
+                dw_cmd = [*dw_base, "check", "--database-url", url, "--schema", str(path), "--format", "json"]
+                tools.append(("dw cold", dw_cmd, ROOT, env_cold))
+                tools.append(("dw warm", dw_cmd, ROOT, env_warm))
             if args.only in (None, "prisma"):
-                tools.append(("prisma", oracle_cmd(oracle, "drift", url, str(path)), None))
-            for tool, cmd, cwd in tools:
-                for _ in range(args.warmup):
-                    run_measured(cmd, cwd=cwd, env=env, timeout=args.timeout)
-                runs = [run_measured(cmd, cwd=cwd, env=env, timeout=args.timeout) for _ in range(args.runs)]
-                res = Result(n, tables, tool, runs)
+                tools.append(("prisma", oracle_cmd(oracle, "drift", url, str(path)), None, env))
+            for tool, cmd, cwd, tool_env in tools:
+                for _ in range(max(args.warmup, 1 if tool == "dw warm" else 0)):  # fills the cache
+                    run_measured(cmd, cwd=cwd, env=tool_env, timeout=args.timeout)
+                runs = [run_measured(cmd, cwd=cwd, env=tool_env, timeout=args.timeout) for _ in range(args.runs)]
+                res = Result(n, tables, tool, runs, load=os.getloadavg()[0])
                 results.append(res)
                 last = runs[-1]
-                (args.out / f"{tool}-{n}.out").write_text(last.stdout + ("\n--- stderr\n" + last.stderr if last.stderr else ""))
-                print(f"  {tool:<10} " + " ".join(f"{r.wall_ms:.0f}ms/{r.rss_mib:.0f}MiB/exit{r.code}" for r in runs),
-                      flush=True)
+                (args.out / f"{tool.replace(' ', '-')}-{n}.out").write_text(
+                    last.stdout + ("\n--- stderr\n" + last.stderr if last.stderr else ""))
+                cached = ""
+                if tool == "dw warm":  # the runs read what the warm-up stored
+                    cached = f", {len(list((bench_cache / 'driftwatch').glob('catalog-*.pickle')))} cached catalog(s)"
+                print(f"  {tool:<10} " + " ".join(f"{r.wall_ms:.0f}ms/{r.rss_mib:.0f}MiB/exit{r.code}" for r in runs)
+                      + f"  (load {res.load:.2f}{cached})", flush=True)
                 if res.codes != {2}:
                     err = (last.stderr.strip().splitlines() or ["(no stderr)"])[-1]
                     notes.append(f"{tool} at {n} models exited {sorted(res.codes)}, expected 2: {err[:300]}")
@@ -551,13 +572,15 @@ def main(argv: list[str] | None = None) -> int:
             probe = sizes[0]
             imports, import_ms, heavy = heavy_imports(
                 [*dw_base, "check", "--database-url", server.url_for(f"dw_bench_{probe}"),
-                 "--schema", str(schemas[probe][0]), "--format", "json"], env)
+                 "--schema", str(schemas[probe][0]), "--format", "json"], env_cold)
     finally:
         server.stop()
         shutil.rmtree(pgdir, ignore_errors=True)
+        shutil.rmtree(bench_cache, ignore_errors=True)
 
     print("\n=== driftwatch check vs Prisma schema engine (wasm)  "
-          f"[{args.pg}, PostgreSQL {version}, runs={args.runs}, median wall, peak RSS of the process]")
+          f"[{args.pg}, PostgreSQL {version}, runs={args.runs}, median wall, peak RSS of the process, "
+          f"load now {os.getloadavg()[0]:.2f}]")
     print_table(results)
     print("\ngrowth (median ms / models):")
     print_growth(results)
@@ -572,20 +595,23 @@ def main(argv: list[str] | None = None) -> int:
               + (", ".join(f"{n} ({ms:.0f} ms)" for n, ms in sorted(heavy.items())) if heavy else "none"))
 
     print(f"\ntargets at {TARGET_MODELS} models:")
-    dw = next((r for r in results if r.tool == "driftwatch" and r.models == TARGET_MODELS), None)
     pr = next((r for r in results if r.tool == "prisma" and r.models == TARGET_MODELS), None)
-    if dw and pr and dw.codes == {2}:
-        speed = pr.ms / dw.ms
-        print(f"  speed  >= {TARGET_SPEEDUP:.0f}x Prisma's engine: {speed:.1f}x  "
-              f"{'PASS' if speed >= TARGET_SPEEDUP else 'MISS'}")
-    else:
-        print(f"  speed  >= {TARGET_SPEEDUP:.0f}x Prisma's engine: n/a "
-              f"({'not benchmarked at this size' if not (dw or pr) else 'needs a Driftwatch run exiting 2 and a Prisma run'})")
-    if dw and dw.codes == {2}:
-        print(f"  memory <= {TARGET_RSS_MIB:.0f} MiB peak RSS: {dw.rss:.1f} MiB  "
-              f"{'PASS' if dw.rss <= TARGET_RSS_MIB else 'MISS'}")
-    else:
-        print(f"  memory <= {TARGET_RSS_MIB:.0f} MiB peak RSS: n/a")
+    for tool in DW_TOOLS:
+        dw = next((r for r in results if r.tool == tool and r.models == TARGET_MODELS), None)
+        if dw is None:
+            continue
+        if pr and dw.codes == {2}:
+            speed = pr.ms / dw.ms
+            print(f"  {tool}: speed  >= {TARGET_SPEEDUP:.0f}x Prisma's engine: {speed:.1f}x  "
+                  f"{'PASS' if speed >= TARGET_SPEEDUP else 'MISS'}  (load {dw.load:.2f} / {pr.load:.2f})")
+        else:
+            print(f"  {tool}: speed  >= {TARGET_SPEEDUP:.0f}x Prisma's engine: n/a "
+                  f"({'needs a Prisma run' if not pr else 'needs a Driftwatch run exiting 2'})")
+        if dw.codes == {2}:
+            print(f"  {tool}: memory <= {TARGET_RSS_MIB:.0f} MiB peak RSS: {dw.rss:.1f} MiB  "
+                  f"{'PASS' if dw.rss <= TARGET_RSS_MIB else 'MISS'}")
+        else:
+            print(f"  {tool}: memory <= {TARGET_RSS_MIB:.0f} MiB peak RSS: n/a")
     for note in notes:
         print(f"note: {note}")
 
@@ -593,7 +619,7 @@ def main(argv: list[str] | None = None) -> int:
         "pg": args.pg, "postgres": version, "runs": args.runs, "seed": args.seed,
         "startup_ms": vm, "python_bare_ms": bm,
         "results": [{"models": r.models, "tables": r.tables, "tool": r.tool, "median_ms": r.ms,
-                     "peak_rss_mib": r.rss, "walls_ms": [x.wall_ms for x in r.runs],
+                     "peak_rss_mib": r.rss, "load_avg_1min": r.load, "walls_ms": [x.wall_ms for x in r.runs],
                      "exit_codes": [x.code for x in r.runs]} for r in results],
     }, indent=1))
     return 0

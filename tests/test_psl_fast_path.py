@@ -133,7 +133,7 @@ def test_generated_schemas_parse_to_the_reference_ast_or_are_refused_by_both():
     assert accepted > 100  # most are valid, so the comparison is not vacuous
 
 
-def test_errors_are_the_reference_errors(monkeypatch):
+def test_errors_are_the_reference_errors():
     broken = 'datasource db {\n  provider = "postgresql"\n}\nmodel A {\n  id Int @id @default(\n}\n'
     with pytest.raises(SchemaError) as via_parse_text:
         parse_text(broken, "b.prisma")
@@ -170,7 +170,7 @@ def test_write_tables_reproduces_a_working_table(tmp_path):
     assert [r[:4] for r in namespace["RULES"]] == [r[:4] for r in _tables.RULES]
 
 
-def test_the_module_regenerates_its_tables_from_the_command_line(tmp_path):
+def test_the_table_generator_refuses_unknown_arguments():
     done = subprocess.run([sys.executable, "-m", "checks.psl.parser", "--bogus"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "--write-tables" in done.stderr
