@@ -276,3 +276,21 @@ def test_an_abandoned_background_inspection_finishes_and_lets_go(empty_db, tmp_p
     while any(t.name == "driftwatch-inspect" for t in threading.enumerate()) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not any(t.name == "driftwatch-inspect" for t in threading.enumerate())
+
+
+def test_a_background_inspection_waiting_for_its_caller_holds_no_table_lock(make_db):
+    """pg_get_expr takes a lock on each table: the transaction must be over before the
+    thread waits for the caller (still compiling), or an ALTER TABLE would queue behind it."""
+    import time
+
+    import psycopg
+
+    from checks.inspect.live import inspect_in_background
+
+    url = make_db("CREATE TABLE t (id int PRIMARY KEY, n int DEFAULT 1);")
+    live = inspect_in_background(url, ["public"])
+    time.sleep(1.5)  # the queries are done; the thread waits for result()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '2s'")
+        conn.execute("ALTER TABLE t ADD COLUMN x int")  # LockNotAvailable if a lock were held
+    assert live.result(["public"]).table("public", "t") is not None

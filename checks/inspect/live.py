@@ -186,21 +186,22 @@ def _inspect(conn: "psycopg.Connection", schemas: list[str], timeout: float, url
         raise DatabaseError("cannot inspect the database: the connection is in a failed transaction")
     outermost = status == pq.TransactionStatus.IDLE
     params = {"schemas": schemas}
+    # One cursor per query, so that every result is still there (compact, in libpq) when
+    # they are all fetched at the end, after the transaction: the catalog functions'
+    # table locks are not held while a background caller finishes its own work.
+    cursors = [conn.cursor() for _ in QUERY_FILES]
     try:
-        with conn.transaction(force_rollback=True):
-            # one cursor per query, so that every result is still there (compact, in libpq)
-            # when they are all fetched at the end
-            cursors = [conn.cursor() for _ in QUERY_FILES]
-            try:
+        try:
+            with conn.transaction(force_rollback=True):
                 cursors[0].execute(_settings(schemas, timeout, outermost))
                 for cur, name in zip(cursors, QUERY_FILES):
                     cur.execute(_query(name), params)
-                if before_fetch is not None:
-                    before_fetch()
-                rows = {name: cur.fetchall() for cur, name in zip(cursors, QUERY_FILES)}
-            finally:
-                for cur in cursors:
-                    cur.close()
+            if before_fetch is not None:
+                before_fetch()
+            rows = {name: cur.fetchall() for cur, name in zip(cursors, QUERY_FILES)}
+        finally:
+            for cur in cursors:
+                cur.close()
     except psycopg.errors.LockNotAvailable:
         raise DatabaseError(_lock_message(conn, schemas, min(timeout, LOCK_TIMEOUT))) from None
     except psycopg.errors.QueryCanceled:
