@@ -174,3 +174,14 @@ def test_the_table_generator_refuses_unknown_arguments():
     done = subprocess.run([sys.executable, "-m", "checks.psl.parser", "--bogus"], cwd=REPO,
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "--write-tables" in done.stderr
+
+
+def test_stale_tables_in_a_fresh_process_do_not_hang_the_first_parse():
+    code = (
+        "import checks.psl._tables as t\n"
+        "t.GRAMMAR_SHA256 = 'stale'\n"
+        "import checks.psl.parser as p\n"
+        "s = p.parse_text('datasource db {\\n  provider = \"postgresql\"\\n}\\nmodel A {\\n  id Int @id\\n}\\n', 'x')\n"
+        "assert len(s.models) == 1 and p._fast is not None\n"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)

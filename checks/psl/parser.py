@@ -58,7 +58,7 @@ __all__ = ["parse_text", "parse_bytes", "parse_files", "load_schema", "read_sche
 
 _GRAMMAR = Path(__file__).with_name("grammar.lark")
 _lark = None
-_lark_lock = threading.Lock()
+_lark_lock = threading.RLock()  # re-entrant: stale fast-path tables build the lark parser under it
 
 _KEYWORDS = {
     "model": "MODEL_KW",
