@@ -7,9 +7,9 @@ unchanged schema skips parsing and compiling it.
 
 The key covers every schema file's bytes (and, for a folder, each file's path inside
 it, which decides the order), the driftwatch version, the Python version and the
-source of every module that shapes the catalog (the parser, its grammar and tables,
-the compiler, the catalog classes, defaults, ddl, and this file): an edit to any of
-them is a different key, never a stale catalog. Only catalogs that compiled are
+source of every file of the package (the parser, its grammar and tables, the
+compiler, the catalog classes... and the rest, to be safe): an edit to any of them is
+a different key, never a stale catalog. Only catalogs that compiled are
 stored; a schema error is found again on every run.
 
 Entries live in ``$XDG_CACHE_HOME/driftwatch`` (default ``~/.cache/driftwatch``), one
@@ -40,11 +40,6 @@ _MAGIC = b"driftwatch-catalog-1\n"
 _PREFIX, _SUFFIX = "catalog-", ".pickle"
 
 _PACKAGE = Path(__file__).resolve().parent
-# The modules whose code decides what a schema compiles to.
-_SOURCES = (
-    "__init__.py", "cache.py", "catalog.py", "compile.py", "ddl.py", "defaults.py",
-    "psl/ast.py", "psl/files.py", "psl/grammar.lark", "psl/parser.py", "psl/_tables.py",
-)
 
 
 def enabled() -> bool:
@@ -58,16 +53,25 @@ def cache_dir() -> Path:
 
 
 def _code_fingerprint() -> bytes:
+    """The versions, and every source file of the package (.py, the grammar): ~50 files,
+    ~1.5 ms. Wider than the modules the compiler imports today, so that no future import
+    can make a stale entry look valid."""
     from . import __version__
 
     h = hashlib.sha256()
     h.update(f"driftwatch {__version__}\0{sys.version}\0{sys.implementation.cache_tag}\0".encode())
-    for name in _SOURCES:
-        try:
-            data = (_PACKAGE / name).read_bytes()
-        except OSError:
-            data = b"\xff(missing)"
-        h.update(name.encode() + b"\0" + len(data).to_bytes(8, "big") + data)
+    for dirpath, dirs, files in os.walk(_PACKAGE):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(files):
+            if name.endswith((".py", ".lark")):
+                path = os.path.join(dirpath, name)
+                try:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                except OSError:
+                    data = b"\xff(unreadable)"
+                rel = os.path.relpath(path, _PACKAGE)
+                h.update(rel.encode("utf-8", "surrogatepass") + b"\0" + len(data).to_bytes(8, "big") + data)
     return h.digest()
 
 

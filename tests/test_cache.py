@@ -294,3 +294,18 @@ def test_a_background_inspection_waiting_for_its_caller_holds_no_table_lock(make
         conn.execute("SET lock_timeout = '2s'")
         conn.execute("ALTER TABLE t ADD COLUMN x int")  # LockNotAvailable if a lock were held
     assert live.result(["public"]).table("public", "t") is not None
+
+
+def test_the_key_changes_with_any_source_file_of_the_package(tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "pkg"
+    shutil.copytree(Path(cache.__file__).parent, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(cache, "_PACKAGE", copy)
+    before = cache.catalog_key([("s.prisma", b"x")])
+    assert cache.catalog_key([("s.prisma", b"x")]) == before
+    (copy / "psl" / "grammar.lark").write_bytes((copy / "psl" / "grammar.lark").read_bytes() + b"\n")
+    after_grammar = cache.catalog_key([("s.prisma", b"x")])
+    (copy / "compile.py").write_text((copy / "compile.py").read_text() + "\n# edited\n")
+    after_compile = cache.catalog_key([("s.prisma", b"x")])
+    assert len({before, after_grammar, after_compile}) == 3
