@@ -61,7 +61,7 @@ def _command_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
     return found
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(groups: bool = True) -> argparse.ArgumentParser:
     parser = _Parser(prog="driftwatch", description="Catch Prisma schema drift in PostgreSQL.")
     from . import __version__
 
@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: the schema's sibling migrations/ folder when it exists; 'none' to skip)")
     p.set_defaults(func=cmd_check)
 
-    for register in _command_registrars():
+    for register in _command_registrars() if groups else ():
         register(sub)
 
     p = sub.add_parser("sql", help="print the SQL Prisma would run to create the schema on an empty database")
@@ -188,7 +188,9 @@ def cmd_sql(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
     """Run one command; return its exit code. Tests call this directly."""
     try:
-        args = build_parser().parse_args(argv)
+        # check and sql (the CI gate and the hot path) need no command group: skip importing them
+        core_only = bool(argv) and argv[0] in ("check", "sql") and not {"-h", "--help"} & set(argv)
+        args = build_parser(groups=not core_only).parse_args(argv)
         func: Callable[[argparse.Namespace, TextIO, TextIO], int] | None = getattr(args, "func", None)
         if func is None:
             build_parser().print_help(out)

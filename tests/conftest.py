@@ -23,6 +23,9 @@ sys.path.insert(0, str(ROOT))
 
 from checks.localpg import LocalPostgres, start  # noqa: E402
 
+# The tests must not write into the user's own cache (~/.cache/driftwatch).
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="driftwatch-test-cache-")
+
 SAMPLE_APP = ROOT / "examples" / "avatar-studio"
 SAMPLE_SCHEMA = SAMPLE_APP / "prisma" / "schema.prisma"
 SAMPLE_MIGRATIONS = SAMPLE_APP / "prisma" / "migrations"

@@ -120,3 +120,22 @@ def test_the_module_entry_point_works_from_the_repository_root():
                           text=True, timeout=60)
     assert done.returncode == 0
     assert done.stdout.startswith("driftwatch ")
+
+
+def test_check_does_not_import_the_command_groups_or_heavy_libraries():
+    code = ("import sys; from checks.cli import run; import io; "
+            "run(['check', '--schema', '/nonexistent.prisma', '--database-url', 'postgresql://x@127.0.0.1:1/x'],"
+            " io.StringIO(), io.StringIO()); "
+            "bad = [m for m in sys.modules if m.startswith(('checks.commands.', 'sqlalchemy', 'pandas', "
+            "'pydantic', 'streamlit'))]; print(bad)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_help_still_lists_every_command_group():
+    done = subprocess.run([sys.executable, "-m", "checks", "--help"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+    out = done.stdout
+    assert done.returncode == 0
+    for group in ("check", "sql", "fix", "migrate", "runbook", "audit"):
+        assert group in out
