@@ -84,6 +84,21 @@ class _KeepComments:
 # --------------------------------------------------------------------------- public API
 
 
+def _collect_doc(text: str, depth: int, prev: str | None, item, pending: list[str]) -> None:  # type: ignore[no-untyped-def]
+    """A `///` comment documents the item on its own line when it trails one (`id Int /// x`),
+    else the next block or field; both parse paths call this so they agree on every doc."""
+    if not text.startswith("///"):
+        return
+    body = text[4:] if text.startswith("/// ") else text[3:]
+    if depth == 1 and prev != "_NL" and prev != "_LBRACE":
+        if item is not None:
+            if item.doc is None:
+                item.doc = []
+            item.doc.append(body)
+    elif depth <= 1:
+        pending.append(body)
+
+
 def parse_text(text: str, file: str) -> Schema:
     """Parse one complete schema file."""
     return parse_files([(file, text)])
@@ -273,16 +288,7 @@ class _Parse:
                     line_start = m.end()
                     continue
                 if t == "COMMENT":
-                    text = m.group()
-                    if text.startswith("///"):
-                        body = text[4:] if text.startswith("/// ") else text[3:]
-                        if depth == 1 and prev != "_NL" and prev != "_LBRACE":
-                            if item is not None:  # trailing `///`: documents its own line's item
-                                if item.doc is None:
-                                    item.doc = []
-                                item.doc.append(body)
-                        elif depth <= 1:
-                            pending.append(body)
+                    _collect_doc(m.group(), depth, prev, item, pending)
                     continue
                 tok = _Tok(t, m.group(), line, m.start() - line_start + 1, file)
                 if t == "_BAD":
@@ -861,16 +867,7 @@ def _fast_parse(text: str, file: str) -> Schema:
             value = None
             prev = t
         elif t == "COMMENT":
-            body = m.group(t)
-            if body.startswith("///"):
-                body = body[4:] if body.startswith("/// ") else body[3:]
-                if depth == 1 and prev != "_NL" and prev != "_LBRACE":
-                    if item is not None:  # trailing `///`: documents its own line's item
-                        if item.doc is None:
-                            item.doc = []
-                        item.doc.append(body)
-                elif depth <= 1:
-                    pending.append(body)
+            _collect_doc(m.group(t), depth, prev, item, pending)
             continue
         elif t == "WS":  # only at the very end
             continue
