@@ -143,20 +143,9 @@ def _migration_history(url: str, args: argparse.Namespace) -> dict[str, object] 
     folder = Path(args.migrations) if args.migrations else Path(args.schema).parent / "migrations"
     if not args.migrations and not folder.is_dir():
         return None
-    from .migrations import status
+    from .migrations import history_summary
 
-    try:
-        st = status(url, folder)
-    except DriftwatchError as exc:
-        return {"error": str(exc), "directory": str(folder)}
-    return {
-        "directory": str(folder),
-        "managed": st.managed,
-        "up_to_date": st.up_to_date,
-        "by_state": {state: st.names(state) for state in
-                     ("applied", "pending", "failed", "rolled_back", "edited", "missing_locally")
-                     if st.names(state)},
-    }
+    return history_summary(url, folder)
 
 
 def _history_text(history: dict[str, object]) -> str:

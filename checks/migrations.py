@@ -842,3 +842,24 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)  # start_new_session: the group id is the shell's pid
     except (ProcessLookupError, PermissionError):
         pass
+
+
+SUMMARY_STATES = ("applied", "pending", "failed", "rolled_back", "edited", "missing_locally")
+
+
+def history_summary(url: str, migrations_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """The migrations folder against `_prisma_migrations`, shown next to drift: in the incident
+    the drift was the symptom and an unapplied migration its cause. Never raises for a
+    DriftwatchError: a check must not fail because the history cannot be read."""
+    from .errors import DriftwatchError
+
+    try:
+        st = status(url, migrations_dir)
+    except DriftwatchError as exc:
+        return {"directory": str(migrations_dir), "error": str(exc)}
+    return {
+        "directory": str(migrations_dir),
+        "managed": st.managed,
+        "up_to_date": st.up_to_date,
+        "by_state": {state: st.names(state) for state in SUMMARY_STATES if st.names(state)},
+    }

@@ -56,6 +56,7 @@ class Checked:
     report: DriftReport
     checked_at: float  # epoch seconds
     seconds: float
+    history: dict | None = None  # checks.migrations.history_summary, when a migrations folder exists
 
 
 def setting(name: str) -> str | None:
@@ -92,22 +93,33 @@ def _demo(scenario: str, state_dir: str) -> DemoEnvironment:
 
 def check(t: Target) -> Checked:
     """The drift check for a target, cached for CHECK_TTL_SECONDS (errors are not cached)."""
-    return _check(t.url, t.schema_path, _schema_stamp(t.schema_path))
+    return _check(t.url, t.schema_path, _schema_stamp(t.schema_path), migrations_dir(t))
 
 
 def forget(t: Target) -> None:
     """Drop the cached result for a target so the next `check` asks the database again."""
-    _check.clear(t.url, t.schema_path, _schema_stamp(t.schema_path))
+    _check.clear(t.url, t.schema_path, _schema_stamp(t.schema_path), migrations_dir(t))
+
+
+def migrations_dir(t: Target) -> str | None:
+    """DRIFTWATCH_MIGRATIONS, else the schema's sibling migrations/ folder when it exists."""
+    configured = setting("DRIFTWATCH_MIGRATIONS")
+    if configured:
+        return configured
+    folder = Path(t.schema_path).parent / "migrations"
+    return str(folder) if folder.is_dir() else None
 
 
 @st.cache_data(ttl=CHECK_TTL_SECONDS, max_entries=32, show_spinner="Checking the database…")
-def _check(url: str, schema_path: str, schema_stamp: float) -> Checked:
+def _check(url: str, schema_path: str, schema_stamp: float, migrations: str | None) -> Checked:
     # schema_stamp is only part of the cache key: an edited schema is checked afresh.
     from checks.check import check_database
+    from checks.migrations import history_summary
 
     started = time.monotonic()
     result = check_database(url, schema_path)
-    return Checked(result.report, time.time(), time.monotonic() - started)
+    history = history_summary(url, migrations) if migrations else None
+    return Checked(result.report, time.time(), time.monotonic() - started, history)
 
 
 def _schema_stamp(schema_path: str) -> float:

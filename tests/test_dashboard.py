@@ -55,6 +55,15 @@ def test_the_page_reports_the_missing_table_on_an_incident_database(incident_db)
     assert "Demo database" not in page_text(at)
 
 
+def test_the_page_names_the_migration_that_was_never_applied(incident_db):
+    """The drift is the symptom; the pending migration is the cause an on-call engineer needs."""
+    at = run_app(DATABASE_URL=incident_db, DRIFTWATCH_SCHEMA=SCHEMA)
+    assert not at.exception
+    [history] = [w.value for w in at.warning if "Migrations" in w.value]
+    assert "pending: 20251012082000_add_avatar_projects" in history
+    assert "driftwatch migrate deploy" in history
+
+
 def test_re_check_runs_the_check_again_without_error(incident_db):
     at = run_app(DATABASE_URL=incident_db, DRIFTWATCH_SCHEMA=SCHEMA)
     at.button[0].click().run()

@@ -254,15 +254,12 @@ def _warn_pending_migrations(args: argparse.Namespace, url: str, out: TextIO) ->
     """A fix applied by hand while a migration is pending sets a trap: the next
     `prisma migrate deploy` runs that migration again and fails on objects that now exist
     (P3018). Say so before anything runs, with the two ways out."""
-    from checks.migrations import status
+    from checks.migrations import history_summary
 
     folder = Path(args.schema).parent / "migrations"
     if not folder.is_dir():
         return
-    try:
-        pending = status(url, folder).names("pending")
-    except Exception:  # noqa: BLE001 - advice only; the fix itself reports real errors
-        return
+    pending = history_summary(url, folder).get("by_state", {}).get("pending", [])
     if pending and not args.record_migration:
         out.write(f"Note: {len(pending)} migration(s) in {folder} are not applied: "
                   f"{', '.join(pending)}.\n"

@@ -55,6 +55,23 @@ elif s[CRITICAL]:
 else:
     st.warning(f"Drift: {counts}. Behaviour or speed differs from the schema.", icon=":material/warning:")
 
+history = checked.history
+if history is not None:
+    by_state = history.get("by_state", {})
+    if "error" in history:
+        st.caption(f"Migration history ({history['directory']}): could not be read: {history['error']}")
+    elif not history["managed"]:
+        st.warning(f"Migrations: this database is not managed by Prisma Migrate (no _prisma_migrations "
+                   f"table); {len(by_state.get('pending', []))} migration(s) in {history['directory']} "
+                   "are not recorded as applied.", icon=":material/history:")
+    elif not history["up_to_date"]:
+        problems = "; ".join(f"{state.replace('_', ' ')}: {', '.join(names)}"
+                             for state, names in by_state.items() if state != "applied")
+        st.warning(f"Migrations not applied cleanly — {problems}. The usual fix: "
+                   f"`driftwatch migrate deploy --migrations {history['directory']}`.", icon=":material/history:")
+    else:
+        st.caption(f"Migrations: all {len(by_state.get('applied', []))} in {history['directory']} applied.")
+
 at = datetime.fromtimestamp(checked.checked_at, timezone.utc).strftime("%H:%M:%S UTC")
 st.caption(f"Checked at {at} in {checked.seconds:.2f} s; results are reused for up to "
            f"{data.CHECK_TTL_SECONDS} s unless you re-check.")
