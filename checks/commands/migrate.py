@@ -298,16 +298,16 @@ def _deploy_command(args: argparse.Namespace, url: str, out: TextIO, err: TextIO
     applied = [n for n in waiting if after.get(n) is not None and after.get(n).state == "applied"]  # type: ignore[union-attr]
     details = {"migrations": args.migrations, "exit_code": result.exit_code, "timed_out": result.timed_out,
                "applied": applied, "left": left, "output_tail": list(result.output_tail[-20:])}
+    still = f"still not applied: {', '.join(left)}" if left else "every migration is applied"
     if result.timed_out:
         message = (f"the command ran longer than {timeout:g} s and was killed (its process group got SIGTERM); "
-                   f"still not applied: {', '.join(left) or 'nothing'} — check `driftwatch migrate status`")
+                   f"{still} — check `driftwatch migrate status`")
         err.write(f"driftwatch: error: {message}\n")
         _record(args, "migrate_command", url, started=started, seconds=time.monotonic() - t0, outcome="failed",
                 error=message, details=details, err=err, statements=scrub(args.command, url))
         return EXIT_ERROR
     if result.exit_code != 0:
-        message = (f"the command exited with code {result.exit_code}; still not applied: "
-                   f"{', '.join(left) or 'nothing'}")
+        message = f"the command exited with code {result.exit_code}; {still}"
         err.write(f"driftwatch: error: {message}\n")
         _record(args, "migrate_command", url, started=started, seconds=time.monotonic() - t0, outcome="failed",
                 error=message, details=details, err=err, statements=scrub(args.command, url))
