@@ -143,6 +143,26 @@ def _prepare_sqlite_file(loc: Location) -> None:
             raise HistoryError(f"{where}: cannot create it in {parent} ({exc.strerror or exc})") from None
 
 
+def _set_wal(cur: Any) -> None:
+    """Switch a new store to WAL. The switch needs the database to itself and SQLite does not
+    wait for that (it answers "database is locked" at once when a second process opens the
+    store at the same moment), so retry within the busy timeout. Once set, WAL is permanent."""
+    import sqlite3
+    import time
+
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
+    delay = 0.005
+    while True:
+        try:
+            cur.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.2)
+
+
 def _sqlite_engine(loc: Location) -> Engine:
     if loc.path is None:
         engine = create_engine("sqlite://", poolclass=StaticPool, connect_args={"check_same_thread": False})
@@ -159,7 +179,7 @@ def _sqlite_engine(loc: Location) -> Engine:
             cur.execute("PRAGMA foreign_keys = ON")
             if loc.path is not None:
                 # Readers (the dashboard) do not block the writer (the CLI) and vice versa.
-                cur.execute("PRAGMA journal_mode = WAL")
+                _set_wal(cur)
         finally:
             cur.close()
 
