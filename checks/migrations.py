@@ -787,6 +787,13 @@ def run_command(
     reader = threading.Thread(target=pump, name="driftwatch-command-output", daemon=True)
     reader.start()
     tail: deque[str] = deque(maxlen=tail_lines)
+
+    def emit(raw: bytes) -> None:
+        line = clean(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+        tail.append(line)
+        if on_line is not None:
+            on_line(line)
+
     deadline = started + timeout
     timed_out = False
     exited_at: float | None = None
@@ -805,10 +812,7 @@ def run_command(
             continue
         if raw is None:
             break
-        line = clean(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-        tail.append(line)
-        if on_line is not None:
-            on_line(line)
+        emit(raw)
     if timed_out:
         _signal_group(proc, signal.SIGTERM)
         try:
@@ -828,10 +832,7 @@ def run_command(
             break
         if raw is None:
             break
-        line = clean(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-        tail.append(line)
-        if on_line is not None:
-            on_line(line)
+        emit(raw)
     if proc.stdout is not None and not reader.is_alive():
         proc.stdout.close()
     return CommandResult(code, tuple(tail), timed_out, time.monotonic() - started)

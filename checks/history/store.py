@@ -208,6 +208,19 @@ def _reason(exc: BaseException, url: str | None = None) -> str:
     return scrub_text(first, url)
 
 
+def _newest_observation_id():  # type: ignore[no-untyped-def]
+    """Per target row, the id of its newest observation: what the status board shows and
+    what pruning must keep."""
+    return (
+        select(observations.c.id)
+        .where(observations.c.target_id == targets.c.id)
+        .order_by(observations.c.observed_at.desc(), observations.c.id.desc())
+        .limit(1)
+        .correlate(targets)
+        .scalar_subquery()
+    )
+
+
 class HistoryStore:
     """A connection to one history store. Open with `HistoryStore.open`; close when done."""
 
@@ -432,14 +445,7 @@ class HistoryStore:
 
     def latest_observations(self) -> dict[str, Observation]:
         """The newest observation of every target that has one: the dashboard's status board."""
-        newest = (
-            select(observations.c.id)
-            .where(observations.c.target_id == targets.c.id)
-            .order_by(observations.c.observed_at.desc(), observations.c.id.desc())
-            .limit(1)
-            .correlate(targets)
-            .scalar_subquery()
-        )
+        newest = _newest_observation_id()
         query = (
             select(targets.c.name, observations)
             .join(observations, observations.c.id == newest)
@@ -519,14 +525,7 @@ class HistoryStore:
         record. Deletes in batches, each its own transaction, so probes keep writing meanwhile.
         """
         cutoff = utcnow() - older_than if isinstance(older_than, timedelta) else as_utc(older_than)
-        newest = (
-            select(observations.c.id)
-            .where(observations.c.target_id == targets.c.id)
-            .order_by(observations.c.observed_at.desc(), observations.c.id.desc())
-            .limit(1)
-            .correlate(targets)
-            .scalar_subquery()
-        )
+        newest = _newest_observation_id()
         with self._read("find the newest observations") as conn:
             keep = [i for i in conn.execute(select(newest).select_from(targets)).scalars() if i is not None]
         total = 0
