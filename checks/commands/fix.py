@@ -268,14 +268,20 @@ def _warn_pending_migrations(args: argparse.Namespace, url: str, out: TextIO) ->
                   f"deploy does not run them again and fail.\n\n")
 
 
-def _plan(args: argparse.Namespace, url: str, conn: Any, limits: "Limits") -> tuple[Any, "FixPlan"]:
-    """The drift check and the plan for it; the rows are asked on `conn` (bounded, read-only)."""
+def _plan(args: argparse.Namespace, url: str, conn: Any, limits: "Limits",
+          out: TextIO) -> tuple["DriftReport", "FixPlan", "_View"]:
+    """The drift check and the plan for it, printed; the rows are asked on `conn` (bounded,
+    read-only). Rehearsal and apply start the same way and differ only after this."""
     from checks.check import check_database
+    from checks.db import redact
     from checks.fixplan import LiveData, plan_fixes
 
     before = check_database(url, args.schema)
     data = LiveData(conn, min(limits.statement_timeout, 10.0), limits.lock_timeout)
-    return before, plan_fixes(before.expected, before.actual, before.report, data)
+    plan = plan_fixes(before.expected, before.actual, before.report, data)
+    view = _View(args, out, redact(url), plan)
+    view.show_plan(before.report)
+    return before.report, plan, view
 
 
 def _details(args: argparse.Namespace, limits: "Limits") -> dict[str, Any]:
@@ -285,19 +291,16 @@ def _details(args: argparse.Namespace, limits: "Limits") -> dict[str, Any]:
 
 def _rehearse(args, url, limits, store, out) -> int:  # type: ignore[no-untyped-def]
     """Plan (without Prisma's lock: reading only), print, then rehearse under the lock."""
-    from checks.db import connect, redact
+    from checks.db import connect
     from checks.errors import DriftwatchError
     from checks.guard import exclusive_session
     from checks.history import timed_action
 
     conn = connect(url, application_name=APPLICATION_NAME)
     try:
-        before, plan = _plan(args, url, conn, limits)
+        report, plan, view = _plan(args, url, conn, limits, out)
     finally:
         conn.close()
-    report = before.report
-    view = _View(args, out, redact(url), plan)
-    view.show_plan(report)
     if plan.empty:
         return view.finish(0, remaining=list(report.findings))
     run, skipped = plan.select(args.allow_destructive)
@@ -346,10 +349,7 @@ def _apply(args, url, limits, store, out, err) -> int:  # type: ignore[no-untype
             view.finish(1, remaining=[], error=str(exc))
             refused(store, "fix", url, str(args.schema), _details(args, limits), exc)
             raise
-        before, plan = _plan(args, url, conn, limits)
-        report = before.report
-        view = _View(args, out, redact(url), plan)
-        view.show_plan(report)
+        report, plan, view = _plan(args, url, conn, limits, out)
         if plan.empty:
             return view.finish(0, remaining=list(report.findings))
         run, skipped = plan.select(args.allow_destructive)
