@@ -191,6 +191,8 @@ def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
     except KeyboardInterrupt:
         err.write("driftwatch: interrupted\n")
         return 130
+    except BrokenPipeError:  # `driftwatch audit --format json | head`: the reader has gone
+        return _reader_gone(out)
     except Exception as exc:  # a bug: still one line, still no secret, unless asked
         if os.environ.get("DRIFTWATCH_DEBUG"):
             raise
@@ -201,5 +203,27 @@ def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
         return EXIT_ERROR
 
 
+EXIT_PIPE = 128 + 13  # what a shell reports for a process that SIGPIPE ended
+
+
+def _reader_gone(out: TextIO) -> int:
+    """The process reading our output closed the pipe: nothing more to say, and no error to
+    print. Python ignores SIGPIPE, so the write raises instead; point stdout at /dev/null so
+    the flush at exit cannot raise again ("Exception ignored … BrokenPipeError")."""
+    if out is sys.stdout:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError):  # not a real file descriptor (a test's stream)
+            pass
+    return EXIT_PIPE
+
+
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    code = run(sys.argv[1:])
+    try:
+        sys.stdout.flush()  # block-buffered output to a pipe is written here, not in run()
+    except BrokenPipeError:
+        code = _reader_gone(sys.stdout)
+    sys.exit(code)
