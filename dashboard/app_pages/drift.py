@@ -8,7 +8,7 @@ import streamlit as st
 
 from checks.errors import DriftwatchError
 from checks.findings import CRITICAL, INFO, WARNING
-from dashboard import data
+from dashboard import data, environments
 
 HINT = ("Check DATABASE_URL and DRIFTWATCH_SCHEMA in .streamlit/secrets.toml or the environment; "
         "unset DATABASE_URL to use the embedded demo database.")
@@ -21,12 +21,12 @@ SEVERITY_STYLE = {
 
 st.title("Schema drift")
 
-try:
-    target = data.target()
-except DriftwatchError as exc:
-    st.error(data.one_line(exc))
+env = environments.current()
+if env.error or not env.database_url or not env.schema:
+    st.error(env.error or f"environment {env.name}: no database_url or schema configured")
     st.caption(HINT)
     st.stop()
+target = data.Target(env.database_url, env.schema, demo=env.demo)
 
 if target.demo:
     st.info(f"Demo database: {target.demo}. Set DATABASE_URL (and DRIFTWATCH_SCHEMA) to check your own.",

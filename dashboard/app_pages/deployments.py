@@ -1,0 +1,62 @@
+"""Deployments: what Coolify deployed, when and which commit, as a timeline, next to the checks
+that changed state after it; whether a post-deployment migration command is configured."""
+from __future__ import annotations
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from dashboard import environments, ui
+
+st.title("Deployments")
+env = environments.current()
+monitor = ui.monitor()
+monitor.watch(environments.all_environments())
+history = monitor.history(env.name, "deployment", "deployment")
+if not history:
+    st.info(f"Environment {env.name} has no deployment check (`[environments.NAME.coolify]` in driftwatch.toml), "
+            "or it has not reported yet.")
+    st.stop()
+
+latest = monitor.latest(env.name)
+current = next(s for s in latest if s.result.kind == "deployment")
+d = current.result.detail
+st.markdown(f"**Newest deployment** {ui.cell(current)}")
+st.markdown(f"status `{d.get('status')}` · commit `{(d.get('commit') or '?')[:12]}` · "
+            f"started {d.get('started_at') or '?'} · finished {d.get('finished_at') or '?'}")
+command = d.get("post_deployment_command")
+if d.get("migrates_on_deploy"):
+    st.success(f"A post-deployment command runs migrations: `{command}`")
+else:
+    st.warning("No post-deployment command runs `prisma migrate deploy`: a deploy can ship a schema "
+               "whose migration never ran." + (f" (configured: `{command}`)" if command else ""))
+
+seen: dict[str, dict] = {}
+for r in history:
+    for dep in [r.detail, *(r.detail.get("deployments") or [])]:
+        uuid = dep.get("deployment_uuid")
+        if uuid and dep.get("started_at"):
+            seen[uuid] = dep
+if seen:
+    frame = pd.DataFrame([{"deployment": u[:10], "commit": (x.get("commit") or "")[:8], "status": x.get("status"),
+                           "start": pd.to_datetime(x["started_at"]),
+                           "end": pd.to_datetime(x.get("finished_at") or x["started_at"])} for u, x in seen.items()])
+    frame.loc[frame["end"] <= frame["start"], "end"] = frame["start"] + pd.Timedelta(seconds=30)
+    fig = px.timeline(frame, x_start="start", x_end="end", y="commit", color="status", hover_data=["deployment"],
+                      height=240)
+    fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
+    st.plotly_chart(fig, config={"displayModeBar": False})
+
+changes = []
+for s in latest:
+    if s.result.kind == "deployment":
+        continue
+    prev = None
+    for r in monitor.history(env.name, s.result.kind, s.result.name):
+        if prev is not None and r.state != prev:
+            changes.append({"at": r.checked_at.strftime("%Y-%m-%d %H:%M:%S"), "check": f"{r.kind} {r.name}",
+                            "from": prev, "to": r.state, "reason": r.reason or ""})
+        prev = r.state
+if changes:
+    st.subheader("Checks that changed state")
+    st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch")

@@ -1,0 +1,109 @@
+"""The dashboard's buttons, as calls into the same workflows the CLI runs.
+
+Each function runs one workflow (fix rehearsal, fix apply, migrate deploy, migrate resolve)
+for one environment as one named actor, and returns an `Outcome`: the exit code, the
+workflow's JSON when it has one, the text it printed, and its one-line error. The audit log
+gets exactly the rows the CLI writes, attributed to the signed-in operator and labelled
+with the environment.
+
+Until the engine's operations layer (checks/operations/) is here, the workflows are run
+through `checks.cli.run` in this process; the actor and environment reach the audit record
+through DRIFTWATCH_ACTOR/DRIFTWATCH_ENVIRONMENT, set under a lock for the call's duration.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from dashboard import data
+
+_ENV_LOCK = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit: int
+    result: dict[str, Any] = field(default_factory=dict)
+    text: str = ""
+    error: str | None = None  # the one line the CLI would print on stderr, without "driftwatch: error: "
+
+    @property
+    def ok(self) -> bool:
+        return self.exit == 0 and self.error is None
+
+
+@contextmanager
+def _as(actor: str, environment: str) -> Iterator[None]:
+    with _ENV_LOCK:
+        saved = {k: os.environ.get(k) for k in ("DRIFTWATCH_ACTOR", "DRIFTWATCH_ENVIRONMENT")}
+        os.environ["DRIFTWATCH_ACTOR"] = actor
+        os.environ["DRIFTWATCH_ENVIRONMENT"] = environment
+        try:
+            yield
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+
+
+def history_args() -> list[str]:
+    url = data.setting("DRIFTWATCH_HISTORY_URL")
+    return ["--history-url", url] if url else []
+
+
+def _run(argv: list[str], env: Any, actor: str, *, json_out: bool, audited: bool = True) -> Outcome:
+    from checks.cli import run
+
+    out, err = io.StringIO(), io.StringIO()
+    with _as(actor, env.name):
+        code = run(argv + (history_args() if audited else []), out, err)
+    lines = [line.removeprefix("driftwatch: error: ") for line in err.getvalue().splitlines()
+             if line.startswith("driftwatch: ")]
+    error = data.scrub(lines[-1], env.database_url) if lines else None
+    text = data.scrub(out.getvalue(), env.database_url)
+    result: dict[str, Any] = {}
+    if json_out and text.strip():
+        try:
+            result = json.loads(text)
+        except ValueError:
+            pass
+    return Outcome(code, result, text, error)
+
+
+def _db(env: Any) -> list[str]:
+    return ["--database-url", env.database_url, "--schema", env.schema]
+
+
+def rehearse_fix(env: Any, actor: str) -> Outcome:
+    """The fix plan, each statement safe or destructive with its reason, rehearsed and rolled back."""
+    return _run(["fix", *_db(env), "--format", "json"], env, actor, json_out=True)
+
+
+def apply_fix(env: Any, actor: str, *, allow_destructive: bool) -> Outcome:
+    argv = ["fix", *_db(env), "--format", "json", "--apply"]
+    if allow_destructive:
+        argv.append("--allow-destructive")
+    return _run(argv, env, actor, json_out=True)
+
+
+def migration_status(env: Any) -> Outcome:
+    return _run(["migrate", "status", "--database-url", env.database_url, "--migrations", env.migrations,
+                 "--format", "json"], env, "viewer", json_out=True, audited=False)
+
+
+def migrate_deploy(env: Any, actor: str) -> Outcome:
+    return _run(["migrate", "deploy", "--database-url", env.database_url, "--migrations", env.migrations],
+                env, actor, json_out=False)
+
+
+def migrate_resolve(env: Any, actor: str, name: str, *, applied: bool) -> Outcome:
+    flag = "--applied" if applied else "--rolled-back"
+    return _run(["migrate", "resolve", "--database-url", env.database_url, "--migrations", env.migrations,
+                 flag, name], env, actor, json_out=False)
