@@ -63,6 +63,8 @@ def _now() -> datetime:
 class Monitor:
     """Checks environments in a background thread; the pages' one source of states."""
 
+    instances: list[Monitor] = []  # every monitor started in this process (tests stop them)
+
     def __init__(self, probe: Callable[[Any], list[CheckResult]], interval_s: float = DEFAULT_INTERVAL_S) -> None:
         self.interval_s = interval_s
         self._probe = probe
@@ -74,6 +76,7 @@ class Monitor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        Monitor.instances.append(self)
 
     # -- running -------------------------------------------------------------------------
     def watch(self, environments: Iterable[Any]) -> None:
@@ -81,11 +84,19 @@ class Monitor:
         with self._lock:
             for env in environments:
                 if env.name not in self._envs or self._envs[env.name] != env:
+                    if env.name in self._envs:  # another database under the same name: start afresh
+                        self._forget(env.name)
                     self._envs[env.name] = env
                     self._wake.set()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="driftwatch-monitor", daemon=True)
                 self._thread.start()
+
+    def _forget(self, name: str) -> None:
+        self._latest.pop(name, None)
+        self._rounds.pop(name, None)
+        for key in [k for k in self._history if k[0] == name]:
+            del self._history[key]
 
     def stop(self) -> None:
         self._stop.set()
@@ -109,6 +120,8 @@ class Monitor:
         except Exception as exc:  # a bug in a probe must not end the thread: show it as an error
             results = [CheckResult("drift", "drift", "error", f"could not run: {type(exc).__name__}: {exc}")]
         with self._lock:
+            if env.name in self._envs and self._envs[env.name] != env:
+                return results  # the environment changed while this probe ran: keep nothing of it
             latest = self._latest.setdefault(env.name, {})
             for r in results:
                 latest[(r.kind, r.name)] = r

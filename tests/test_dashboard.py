@@ -24,10 +24,27 @@ def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def fresh_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Cached environments and the monitor thread must not carry over from another test."""
+    import streamlit as st
+    from dashboard.monitor import Monitor
+
+    monkeypatch.chdir(tmp_path)  # no ./driftwatch.toml
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    for m in Monitor.instances:
+        m.stop()
+    Monitor.instances.clear()
+
+
 def run_app(**secrets: str) -> AppTest:
+    """The Schema drift page (the app opens on the Overview)."""
     at = AppTest.from_file(APP, default_timeout=60)
     at.secrets.update(secrets)  # non-empty: replaces any .streamlit/secrets.toml for this run
-    return at.run()
+    at.run()
+    return at.switch_page("app_pages/drift.py").run()
 
 
 def page_text(at: AppTest) -> str:
@@ -66,7 +83,7 @@ def test_the_page_names_the_migration_that_was_never_applied(incident_db):
 
 def test_re_check_runs_the_check_again_without_error(incident_db):
     at = run_app(DATABASE_URL=incident_db, DRIFTWATCH_SCHEMA=SCHEMA)
-    at.button[0].click().run()
+    next(b for b in at.button if b.label == "Re-check").click().run()
     assert not at.exception
     assert at.error[0].value.startswith("Drift: ")
 

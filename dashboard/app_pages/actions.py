@@ -80,8 +80,11 @@ if choice == "fix":
             with st.expander("The SQL in full"):
                 st.code("\n\n".join(s["sql"] for s in plan["statements"]), language="sql", wrap_lines=True)
             clean = (plan.get("rehearsal") or {}).get("clean")
+            rehearsed = [r for r in rows if r["rehearsal"] == "rehearsed"]
             if clean:
-                st.success(f"Rehearsal clean: {len(rows)} statement(s) ran and were rolled back.")
+                left_out = len(rows) - len(rehearsed)
+                st.success(f"Rehearsal clean: {len(rehearsed)} statement(s) ran and were rolled back"
+                           + (f"; {left_out} destructive statement(s) left out." if left_out else "."))
             else:
                 st.warning("The rehearsal did not run cleanly: "
                            f"{(plan.get('rehearsal') or {}).get('error') or rehearsal.error or 'see the table'}")
@@ -102,8 +105,11 @@ if choice == "fix":
     applied: operations.Outcome | None = flow.get("applied")
     if applied is not None:
         result = applied.result
-        if applied.error or not result.get("applied"):
+        if applied.error or (not result.get("applied") and not result.get("skipped")):
             show_error(applied)
+        elif not result.get("applied"):
+            st.warning(f"Nothing applied: {len(result['skipped'])} destructive statement(s) skipped "
+                       "(choose to run them explicitly above).")
         else:
             remaining = result.get("remaining") or []
             skipped = result.get("skipped") or []

@@ -1,0 +1,248 @@
+"""Every page and every action flow of the dashboard, through Streamlit's AppTest.
+
+Pages are rendered against real PostgreSQL databases (tests/conftest.py); the sign-in mode is
+chosen per test through the app's secrets. What matters to the on-call engineer is asserted:
+the states and their reasons, confirmations, disabled buttons for viewers, errors as one line
+(never a traceback), stale states labelled as such.
+"""
+from __future__ import annotations
+
+import socket
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Iterator
+
+import psycopg
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from checks.history import HistoryStore
+from checks.monitor.results import CheckResult
+from dashboard import auth
+from dashboard.monitor import Monitor, Shown
+from dashboard import ui
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard" / "app.py")
+SCHEMA = str(ROOT / "examples" / "avatar-studio" / "prisma" / "schema.prisma")
+MIGRATIONS = str(ROOT / "examples" / "avatar-studio" / "prisma" / "migrations")
+PAGES = ("overview", "drift", "migrations", "health", "deployments", "actions", "audit")
+SETTINGS = ("DATABASE_URL", "DRIFTWATCH_SCHEMA", "DRIFTWATCH_DEMO", "DRIFTWATCH_STATE_DIR", "DRIFTWATCH_CONFIG",
+            "DRIFTWATCH_OPERATOR_PASSWORD", "DRIFTWATCH_DEMO_OPERATOR", "DRIFTWATCH_ACTOR", "DRIFTWATCH_ENVIRONMENT")
+
+
+@pytest.fixture(autouse=True)
+def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Only what a test sets counts; caches and the monitor thread do not outlive a test."""
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DRIFTWATCH_HISTORY_URL", str(tmp_path / "history.sqlite3"))
+    monkeypatch.chdir(tmp_path)  # no ./driftwatch.toml
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    for m in Monitor.instances:
+        m.stop()
+    Monitor.instances.clear()
+    st.cache_data.clear()
+    st.cache_resource.clear()
+
+
+def app(url: str, page: str = "overview", **secrets: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.secrets.update({"DATABASE_URL": url, "DRIFTWATCH_SCHEMA": SCHEMA, **secrets})
+    at.run()
+    if page != "overview":
+        at.switch_page(f"app_pages/{page}.py").run()
+    return at
+
+
+def text(at: AppTest) -> str:
+    parts = [str(getattr(e, "value", "")) for kind in (
+        "title", "markdown", "caption", "info", "success", "warning", "error", "code", "exception")
+        for e in at.get(kind)]
+    parts += [d.value.to_string() for d in at.dataframe]
+    return "\n".join(parts)
+
+
+def button(at: AppTest, key: str):
+    return next(b for b in at.button if b.key == key)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_the_incident_without_an_exception(incident_db, page):
+    at = app(incident_db, page, DRIFTWATCH_DEMO_OPERATOR="1")
+    assert not at.exception, at.exception
+    assert at.title[0].value in ("Overview", "Schema drift", "Migrations", "Health & smoke", "Deployments",
+                                 "Actions", "Audit log")
+    assert at.sidebar.selectbox[0].label == "Environment"  # the picker is on every page
+
+
+def test_the_overview_flags_the_missing_table_with_its_age_and_the_next_step(incident_db):
+    at = app(incident_db)
+    shown = text(at)
+    assert "table avatar_projects does not exist" in shown
+    assert "pending: 20251012082000_add_avatar_projects" in shown
+    assert " s ago" in shown  # every state shows its age
+    [banner] = at.error
+    assert "drift" in banner.value and "failing" in banner.value
+    assert "driftwatch migrate deploy" in shown
+
+
+def test_the_next_step_button_opens_the_actions_page_on_the_deploy(incident_db):
+    at = app(incident_db, DRIFTWATCH_DEMO_OPERATOR="1")
+    button(at, "next_step").click().run()
+    assert not at.exception
+    assert at.title[0].value == "Actions"
+    assert at.radio(key="action_choice").value == "deploy"
+    assert "20251012082000_add_avatar_projects" in text(at)
+
+
+def test_a_dead_database_is_shown_as_could_not_run_never_green():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    at = app(f"postgresql://dw:s3cret-pw@127.0.0.1:{port}/app")
+    assert not at.exception
+    shown = text(at)
+    assert "could not run" in shown
+    assert "s3cret-pw" not in shown
+    assert ":green-badge" not in shown
+
+
+def test_a_stale_result_is_labelled_stale_and_never_shown_as_the_current_state():
+    old = CheckResult("drift", "drift", "ok", checked_at=datetime.now(timezone.utc) - timedelta(minutes=10))
+    m = Monitor(lambda env: [], interval_s=15)
+    shown = Shown(old, 600, stale=True)
+    assert "stale" in ui.cell(shown)
+    assert ":green-badge" not in ui.cell(shown)
+    from dashboard.monitor import state_of
+
+    assert state_of([shown]) == "unknown"
+    m.stop()
+
+
+def test_without_any_sign_in_configured_action_buttons_are_disabled_and_say_how(incident_db):
+    at = app(incident_db, "actions")
+    assert not at.exception
+    rehearse = button(at, "fix_rehearse")
+    assert rehearse.disabled
+    assert auth.ENABLE_HINT in text(at)
+    assert "DRIFTWATCH_OPERATOR_PASSWORD" in auth.ENABLE_HINT
+
+
+def test_the_operator_password_signs_in_and_never_appears_on_the_page(incident_db):
+    at = app(incident_db, "actions", DRIFTWATCH_OPERATOR_PASSWORD="hunter2-operator")
+    assert button(at, "fix_rehearse").disabled
+    at.sidebar.text_input(key="auth_name").input("Ada")
+    at.sidebar.text_input(key="auth_password").input("wrong")
+    at.sidebar.button[0].click().run()
+    assert "Wrong operator password." in text(at)
+    assert button(at, "fix_rehearse").disabled
+    at.sidebar.text_input(key="auth_name").input("Ada")
+    at.sidebar.text_input(key="auth_password").input("hunter2-operator")
+    at.sidebar.button[0].click().run()
+    assert not at.exception
+    assert "Signed in as Ada (operator)" in text(at)
+    assert not button(at, "fix_rehearse").disabled
+    assert "hunter2-operator" not in text(at)
+
+
+def test_the_password_is_compared_in_constant_time():
+    assert auth.password_matches("abc", "abc")
+    assert not auth.password_matches("abd", "abc")
+    assert not auth.password_matches("", "abc")
+
+
+def rehearse(at: AppTest) -> AppTest:
+    button(at, "fix_rehearse").click().run()
+    assert not at.exception
+    return at
+
+
+def test_the_fix_needs_the_typed_environment_name_then_applies_and_rechecks(incident_db, tmp_path):
+    at = rehearse(app(incident_db, "actions", DRIFTWATCH_DEMO_OPERATOR="1"))
+    assert "Rehearsal clean: 6 statement(s)" in text(at)
+    assert button(at, "fix_apply").disabled  # nothing typed yet
+    at.text_input(key="fix_confirm").input("production").run()
+    assert button(at, "fix_apply").disabled
+    assert "That is not 'default'." in text(at)
+    at.text_input(key="fix_confirm").input("default").run()
+    assert not button(at, "fix_apply").disabled
+    button(at, "fix_apply").click().run()
+    assert not at.exception, at.exception
+    shown = text(at)
+    assert "Applied by demo operator. Nothing it applied is still drifting." in shown
+    assert "After the change" in shown
+    after = [m.value for m in at.markdown if m.value.startswith("**drift**")]
+    assert after and ":green-badge" in after[-1]
+    with HistoryStore.open(str(tmp_path / "history.sqlite3")) as store:
+        fix = store.list_actions(kind="fix")[0]
+    assert fix.actor == "demo operator"
+    assert fix.environment == "default"
+    assert fix.outcome == "applied"
+
+
+def test_destructive_statements_are_skipped_unless_chosen_explicitly(make_db):
+    from conftest import migration_sql
+
+    url = make_db(migration_sql(0) + migration_sql(1) + """
+        ALTER TABLE "users" ALTER COLUMN "email" DROP NOT NULL;
+        INSERT INTO "users" ("id", "email", "password", "updatedAt") VALUES ('u1', NULL, 'x', now());""")
+    at = rehearse(app(url, "actions", DRIFTWATCH_DEMO_OPERATOR="1"))
+    assert "destructive" in text(at)
+    choice = at.checkbox(key="fix_allow_destructive")
+    assert choice.value is False
+    at.text_input(key="fix_confirm").input("default").run()
+    button(at, "fix_apply").click().run()
+    assert not at.exception
+    assert "Nothing applied: 1 destructive statement(s) skipped" in text(at)
+    assert not at.error
+    # With the explicit choice, it runs (and fails on the NULL row, as the plan said it would).
+    at.checkbox(key="fix_allow_destructive").check().run()
+    button(at, "fix_apply").click().run()
+    assert not at.exception
+    assert [e.value for e in at.error if "null value" in e.value.lower() or "NULL" in e.value]
+
+
+def test_a_second_operator_sees_who_holds_the_migration_lock(incident_db):
+    at = rehearse(app(incident_db, "actions", DRIFTWATCH_DEMO_OPERATOR="1"))
+    at.text_input(key="fix_confirm").input("default").run()
+    with psycopg.connect(incident_db, autocommit=True) as other:
+        other.execute("SET application_name = 'the-other-operator'")
+        other.execute("SELECT pg_advisory_lock(72707369)")
+        button(at, "fix_apply").click().run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "the-other-operator" in errors, errors
+
+
+def test_migrate_deploy_from_the_actions_page_brings_the_migrations_up_to_date(incident_db):
+    at = app(incident_db, "actions", DRIFTWATCH_DEMO_OPERATOR="1")
+    at.radio(key="action_choice").set_value("deploy").run()
+    assert "20251012082000_add_avatar_projects" in text(at)
+    assert button(at, "deploy_apply").disabled
+    at.text_input(key="deploy_confirm").input("default").run()
+    button(at, "deploy_apply").click().run()
+    assert not at.exception, at.exception
+    after = [m.value for m in at.markdown if m.value.startswith("**migrations**")]
+    assert after and ":green-badge" in after[-1], text(at)
+
+
+def test_the_audit_log_shows_who_did_what_with_the_sql(incident_db):
+    at = rehearse(app(incident_db, "actions", DRIFTWATCH_DEMO_OPERATOR="1"))
+    at.switch_page("app_pages/audit.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["who"]) == ["demo operator"]
+    assert list(table["kind"]) == ["rehearsal"]
+    assert any('CREATE TABLE "avatar_projects"' in c.value for c in at.code)
+
+
+def test_the_migrations_page_lists_the_pending_migration_and_the_free_lock(incident_db):
+    at = app(incident_db, "migrations")
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert dict(zip(table["migration"], table["state"]))["20251012082000_add_avatar_projects"] == "pending"
+    assert "Prisma's migration lock: free." in text(at)
