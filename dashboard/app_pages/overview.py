@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import environments, nextstep, ui
-from dashboard.monitor import KIND_ORDER, Shown, age_text, state_of
+from dashboard.monitor import KIND_ORDER, Shown, state_of
 
 st.title("Overview")
 monitor = ui.monitor()
@@ -42,14 +42,25 @@ def summary_cell(items: list[Shown]) -> str:
     return "; ".join(f"{s.result.name}: {ui.state_text(s)}" for s in bad)
 
 
-def failing_since(env_name: str, kind: str, name: str) -> datetime | None:
-    """Start of the current run of non-ok results of one check (what the in-memory history knows)."""
+def in_state_since(env_name: str, kind: str, name: str, state: str) -> datetime | None:
+    """Start of the current run of results in `state` of one check (what the history knows)."""
     since = None
     for r in reversed(monitor.history(env_name, kind, name)):
-        if r.state == "ok":
+        if r.state != state:
             break
         since = r.checked_at
     return since
+
+
+def demo_banner(shown: list[Shown]) -> str:
+    """What the demo database really holds now, not what it was seeded with."""
+    drift = next((s for s in shown if s.result.kind == "drift" and not s.stale), None)
+    if drift is None or drift.state == "error":
+        return "Demo: the sample app's database (its state is being checked)."
+    if drift.state == "ok":
+        return ("Demo: the incident is fixed — the database matches the deployed schema. "
+                "`driftwatch demo --reset` brings the incident back.")
+    return "Demo: the sample app in the incident state — the migration that creates avatar_projects never ran."
 
 
 @st.fragment(run_every=ui.refresh_s())
@@ -70,11 +81,13 @@ def board() -> None:
     if alarms:
         lines = []
         for env_name, s in alarms:
-            since = failing_since(env_name, s.result.kind, s.result.name)
-            lasting = f" (for {age_text((now - since).total_seconds()).removesuffix(' ago')})" if since else ""
-            what = "could not run" if s.state == "error" else "failing"
-            lines.append(f"**{env_name}** · {s.result.kind} {s.result.name if s.result.name != s.result.kind else ''}"
-                         f" {what}{lasting}: {s.result.reason}")
+            since = in_state_since(env_name, s.result.kind, s.result.name, s.state)
+            lasting = f" since {since.strftime('%H:%M:%S UTC')}" if since else ""
+            name = s.result.kind if s.result.name == s.result.kind else f"{s.result.kind} {s.result.name}"
+            reason = s.result.reason or ""
+            if s.state == "error" and not reason.startswith("could not run"):
+                reason = "could not run: " + reason
+            lines.append(f"**{env_name}** · {name} {s.state}{lasting}: {reason}")
         st.error("  \n".join(lines), icon=":material/crisis_alert:")
     elif rows and all(r["state"] == "ok" for r in rows):
         st.success("Every environment is ok.", icon=":material/check_circle:")
@@ -83,7 +96,7 @@ def board() -> None:
 
     st.subheader(f"{picked.name}")
     if picked.demo:
-        st.info(f"Demo: {picked.demo}.", icon=":material/science:")
+        st.info(demo_banner(monitor.latest(picked.name, now)), icon=":material/science:")
     if picked.error:
         st.error(f"This environment cannot be checked: {picked.error}")
     shown = monitor.latest(picked.name, now)
