@@ -246,3 +246,50 @@ def test_the_migrations_page_lists_the_pending_migration_and_the_free_lock(incid
     table = at.dataframe[0].value
     assert dict(zip(table["migration"], table["state"]))["20251012082000_add_avatar_projects"] == "pending"
     assert "Prisma's migration lock: free." in text(at)
+
+
+def fake_probe(env):
+    """Health, smoke and deployment results as the monitoring probes return them, varying per call."""
+    fake_probe.calls = getattr(fake_probe, "calls", 0) + 1
+    n = fake_probe.calls
+    bad = n % 2 == 0
+    now = datetime.now(timezone.utc)
+    return [
+        CheckResult("deployment", "deployment", "ok", detail={
+            "status": "finished", "commit": f"cbf49b4{n:03d}", "deployment_uuid": f"dep-{n}",
+            "started_at": (now - timedelta(minutes=3)).isoformat(), "finished_at": now.isoformat(),
+            "post_deployment_command": None, "migrates_on_deploy": False}),
+        CheckResult("health", "api health", "ok", latency_ms=10.0 + n, detail={"status_code": 200}),
+        CheckResult("smoke", "create project", "failing" if bad else "ok",
+                    "step 1 POST …/projects: [STATUS] == 201: got 400" if bad else None, latency_ms=30.0 + n,
+                    detail={"status_code": 400 if bad else 201, "steps": [
+                        {"method": "POST", "url": "http://127.0.0.1/api/apps/avatar-creator/projects",
+                         "status_code": 400 if bad else 201, "latency_ms": 30.0, "state": "failing" if bad else "ok",
+                         "reason": "[STATUS] == 201: got 400" if bad else None,
+                         "excerpt": '{"error":"relation avatar_projects does not exist"}' if bad else ""}]}),
+    ]
+
+
+@pytest.mark.parametrize("page", ["health", "deployments", "overview"])
+def test_health_smoke_and_deployments_draw_their_history(incident_db, page):
+    mon = ui.monitor()
+    mon._probe = fake_probe
+    at = app(incident_db)  # the Overview waits for the first round
+    env = mon._envs["default"]
+    for _ in range(4):
+        mon.check_now(env)
+    at.switch_page(f"app_pages/{page}.py").run()
+    assert not at.exception, at.exception
+    shown = text(at)
+    if page == "health":
+        assert "create project" in shown and "api health" in shown
+        assert at.get("plotly_chart")
+        at.selectbox(key="health_detail").set_value("smoke · create project").run()
+        assert not at.exception
+        assert "relation avatar_projects does not exist" in text(at)
+    elif page == "deployments":
+        assert "commit `cbf49b4" in shown
+        assert "No post-deployment command runs `prisma migrate deploy`" in shown
+        assert at.get("plotly_chart")
+    else:
+        assert "smoke create project" in shown or "create project" in shown

@@ -37,10 +37,14 @@ for r in history:
         uuid = dep.get("deployment_uuid")
         if uuid and dep.get("started_at"):
             seen[uuid] = dep
+TIMELINE = 50  # the newest deployments drawn; older ones are in Coolify
 if seen:
+    newest = sorted(seen.items(), key=lambda kv: kv[1]["started_at"])[-TIMELINE:]
     frame = pd.DataFrame([{"deployment": u[:10], "commit": (x.get("commit") or "")[:8], "status": x.get("status"),
-                           "start": pd.to_datetime(x["started_at"]),
-                           "end": pd.to_datetime(x.get("finished_at") or x["started_at"])} for u, x in seen.items()])
+                           "start": x["started_at"], "end": x.get("finished_at") or x["started_at"]}
+                          for u, x in newest])
+    frame["start"] = pd.to_datetime(frame["start"], utc=True, format="ISO8601")
+    frame["end"] = pd.to_datetime(frame["end"], utc=True, format="ISO8601")
     frame.loc[frame["end"] <= frame["start"], "end"] = frame["start"] + pd.Timedelta(seconds=30)
     fig = px.timeline(frame, x_start="start", x_end="end", y="commit", color="status", hover_data=["deployment"],
                       height=240)
