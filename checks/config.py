@@ -311,6 +311,7 @@ class Config(_Model):
     notify: NotifyConfig | None = None
     environments: dict[str, EnvironmentConfig] = Field(min_length=1)
     warnings: tuple[str, ...] = Field((), exclude=True)
+    problems: tuple[ConfigProblem, ...] = Field((), exclude=True)  # outside environments (notify)
 
     def environment(self, name: str) -> EnvironmentConfig:
         try:
@@ -385,11 +386,16 @@ def parse_config(text: str, *, label: str = DEFAULT_FILE, base: Path | None = No
     warnings: list[str] = []
     problems: list[str] = []
     top: dict[str, Any] = {}
+    top_problems: list[ConfigProblem] = []
     for key in ("store", "notify"):
         if key in raw:
             value, found, _ = resolver.resolve(raw[key], key)
-            for p in found:
-                problems.append(f"{label}: {p.message}")
+            if key == "store":  # without its store the poller cannot record anything: fatal
+                problems.extend(f"{label}: {p.message}" for p in found)
+            else:  # an unset webhook only silences notifications
+                top_problems.extend(found)
+                for p in found:
+                    value[p.path.split(".", 1)[1]] = None
             top[key] = value
     if problems:
         raise ConfigError(problems)
@@ -408,7 +414,8 @@ def parse_config(text: str, *, label: str = DEFAULT_FILE, base: Path | None = No
                                                   base, label, warnings)
     warnings.extend(_literal_secret_warnings(raw, label))
     return Config(path=path, concurrency=written.concurrency, defaults=written.defaults, store=store,
-                  notify=notify, environments=environments, warnings=tuple(warnings))
+                  notify=notify, environments=environments, warnings=tuple(warnings),
+                  problems=tuple(top_problems))
 
 
 def _inherit_defaults(raw: dict[str, Any]) -> dict[str, Any]:
@@ -470,14 +477,15 @@ def _resolve_environment(name: str, raw: dict[str, Any], written: EnvironmentCon
                 raise ConfigError(_messages(label, exc, prefix=("environments", name))) from None
     else:  # pragma: no cover
         raise ConfigError([f"{label}: {prefix}: cannot be resolved"])
-    secrets = tuple(v for v in (s[1] for s in secret_at.values()) if v)
+    secrets = tuple(dict.fromkeys(x for p, (_, v) in secret_at.items() for x in _secret_parts(p, v)))
     env = _fill_paths(env, base)
 
     def own(check_path: str) -> tuple[ConfigProblem, ...]:
         return tuple(p for p in problems if p.path == check_path or p.path.startswith((check_path + ".", check_path + "[")))
 
     def secrets_under(check_path: str, check: Any) -> tuple[str, ...]:
-        values = [v for p, (_, v) in secret_at.items() if p.startswith((check_path + ".", check_path + "[")) and v]
+        values = [x for p, (_, v) in secret_at.items() if p.startswith((check_path + ".", check_path + "["))
+                  for x in _secret_parts(p, v)]
         for headers in _all_headers(check):
             values += [v for k, v in headers.items() if SECRET_HEADER.search(k) and not is_reference(v)]
         return tuple(dict.fromkeys(v for v in values if len(v) >= 4))
@@ -565,7 +573,7 @@ class _Resolver:
                     return v
                 secret_at[where] = (v, out)
                 for i, part in enumerate(inner):
-                    secret_at[f"{where}#{i}"] = (v, part)  # the bare secret, to scrub it too
+                    secret_at[f"{where}#{i}"] = (v, part)  # the bare secret (not "Bearer …"), scrubbed too
                 return out
             return v
 
@@ -697,6 +705,29 @@ def _put(tree: Any, loc: tuple[Any, ...], value: Any) -> None:
 
 # --- secrets: warnings and masking ---------------------------------------------------------
 
+# Keys whose resolved values say where, not who: shown (URLs without their credentials).
+_PUBLIC_KEYS = frozenset({"url", "database_url", "dashboard_url", "repo", "schema", "migrations", "name",
+                          "application", "ref", "method"})
+
+
+def _secret_parts(path: str, value: str | None) -> list[str]:
+    """The parts of a resolved value that must never be shown: all of it, except for keys
+    that name a place (a URL from env:API_URL), where only a password or token inside counts."""
+    if not value:
+        return []
+    key = re.sub(r"(\[\d+\]|#\d+)+$", "", path).rsplit(".", 1)[-1]
+    if key not in _PUBLIC_KEYS:
+        return [value] if len(value) >= 4 else []
+    parts: list[str] = []
+    try:
+        split = urlsplit(value)
+        if split.password:
+            parts.append(split.password)
+        parts += [v for k, v in parse_qsl(split.query) if SECRET_HEADER.search(k) or k.lower() in ("key", "sig")]
+    except ValueError:
+        pass
+    return [p for p in parts if len(p) >= 4]
+
 def _literal_password(url: str) -> bool:
     try:
         parts = urlsplit(url)
@@ -761,6 +792,7 @@ def _mask_config(config: Config) -> dict[str, Any]:
         if env.database_url:
             data["database_url"] = env.database_url if is_reference(env.database_url) else mask_url(env.database_url)
         if env.coolify is not None:
+            data["coolify"]["url"] = mask_url(env.coolify.url)
             data["coolify"]["token"] = "***" if not is_reference(env.coolify.token) else env.coolify.token
         for kind in ("health", "smoke"):
             for check in data.get(kind, []):
