@@ -160,9 +160,9 @@ class HealthCheck(_Check):
     name: Name
     url: Url
     method: Method = "GET"
-    headers: dict[str, str] = {}
-    json_body: Any = Field(None, alias="json")
-    body: str | None = None
+    headers: dict[str, str] = Field({}, repr=False)
+    json_body: Any = Field(None, alias="json", repr=False)
+    body: str | None = Field(None, repr=False)
     timeout_s: Seconds = DEFAULT_TIMEOUT_S
     interval_s: Seconds = DEFAULT_INTERVAL_S
     conditions: tuple[ConditionField, ...] = Field(("[STATUS] < 400",), validate_default=True)
@@ -182,9 +182,9 @@ class SmokeStep(_Model):
     name: str | None = None
     method: Method = "GET"
     url: Url
-    headers: dict[str, str] = {}
-    json_body: Any = Field(None, alias="json")
-    body: str | None = None
+    headers: dict[str, str] = Field({}, repr=False)
+    json_body: Any = Field(None, alias="json", repr=False)
+    body: str | None = Field(None, repr=False)
     conditions: tuple[ConditionField, ...] = Field(("[STATUS] < 400",), validate_default=True)
     capture: dict[str, CaptureField] = {}
     always: bool = False
@@ -203,7 +203,7 @@ class SmokeCheck(_Check):
     name: Name
     interval_s: Seconds = DEFAULT_INTERVAL_S
     timeout_s: Seconds = 30
-    headers: dict[str, str] = {}
+    headers: dict[str, str] = Field({}, repr=False)
     verify_tls: bool = True
     steps: tuple[SmokeStep, ...] = Field(min_length=1)
 
@@ -231,7 +231,7 @@ class GitSource(_Model):
 
 class CoolifyConfig(_Check):
     url: Url
-    token: str
+    token: str = Field(repr=False)
     application: Name
     timeout_s: Seconds = DEFAULT_TIMEOUT_S
 
@@ -242,7 +242,7 @@ class EnvironmentConfig(_Model):
     under database_url, which make the drift and migration checks `error`."""
 
     name: str = Field("", exclude=True)
-    database_url: DatabaseUrl | None = None
+    database_url: DatabaseUrl | None = Field(None, repr=False)
     schema_path: Path | None = Field(None, alias="schema")
     migrations: Path | None = None
     interval_s: Seconds = DEFAULT_INTERVAL_S
@@ -284,11 +284,11 @@ class EnvironmentConfig(_Model):
 
 
 class StoreConfig(_Model):
-    url: str | None = None
+    url: str | None = Field(None, repr=False)
 
 
 class NotifyConfig(_Model):
-    webhook: Url | None = None
+    webhook: Url | None = Field(None, repr=False)
     dashboard_url: Url | None = None
     timeout_s: Seconds = 5
 
@@ -676,7 +676,11 @@ def _show(value: Any) -> str:
 
 def _messages(label: str, exc: ValidationError, prefix: tuple[Any, ...] = ()) -> list[str]:
     out = []
-    for err in exc.errors():
+    errors = exc.errors()
+    for err in errors:
+        if err["type"] == "too_short" and any(len(e["loc"]) > len(err["loc"]) and e["loc"][:len(err["loc"])] == err["loc"]
+                                              for e in errors):
+            continue  # "steps: must not be empty" only because its one step was invalid
         loc = prefix + tuple(err["loc"])
         inner = (err.get("ctx") or {}).get("error")
         if isinstance(inner, _KeyedError):
@@ -746,7 +750,7 @@ def _literal_secret_warnings(raw: dict[str, Any], label: str) -> list[str]:
             for k, v2 in v.items():
                 if k in ("conditions", "capture"):
                     continue
-                walk(v2, f"{where}.{_key(k)}" if where else _key(k), str(k), k == "headers")
+                walk(v2, f"{where}.{_key(k)}" if where else _key(k), str(k), key == "headers")
         elif isinstance(v, list):
             for i, v2 in enumerate(v):
                 walk(v2, f"{where}[{i}]", key, False)
