@@ -349,4 +349,4 @@ def test_the_readme_documents_every_key() -> None:
             if field.exclude:
                 continue
             key = field.alias or name
-            assert re.search(rf"[`.\[]{re.escape(key)}[`\]]", section), f"{model.__name__}.{key} is not documented"
+            assert re.search(rf"[`.\[]{re.escape(key)}[`\].]", section), f"{model.__name__}.{key} is not documented"
