@@ -40,6 +40,9 @@ class State:
     projects: dict[int, dict[str, Any]] = field(default_factory=dict)
     deleted: list[int] = field(default_factory=list)
     calls: list[tuple[str, str, dict[str, str]]] = field(default_factory=list)
+    connections: set[int] = field(default_factory=set)  # client ports: one per TCP connection
+    inflight: int = 0
+    max_inflight: int = 0
     projects_fail: bool = False
     ids: Any = field(default_factory=lambda: itertools.count(41))
     stop: threading.Event = field(default_factory=threading.Event)
@@ -88,6 +91,9 @@ class Handler(BaseHTTPRequestHandler):
         body = self._body()
         with state.lock:
             state.calls.append((self.command, self.path, dict(self.headers)))
+            state.connections.add(self.client_address[1])
+            state.inflight += 1
+            state.max_inflight = max(state.max_inflight, state.inflight)
         try:
             if path == "/ok":
                 self._send(200, {"status": "ok"})
@@ -155,6 +161,9 @@ class Handler(BaseHTTPRequestHandler):
                 self._send(404, {"error": "not found"})
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
             self.close_connection = True
+        finally:
+            with state.lock:
+                state.inflight -= 1
 
 
 class Server(ThreadingHTTPServer):
