@@ -322,3 +322,27 @@ def test_the_state_file_is_read_and_reread(tmp_path):
         r = probe(srv, app)
         assert r.state == "ok" and r.detail["commit"] == SHA2
         validate_all(srv)
+
+
+def test_a_hand_written_state_file_is_completed_and_can_inject_a_fault(tmp_path):
+    state = tmp_path / "coolify.json"
+    app = "sos80kw4koscosckww0wc4co"
+    state.write_text(json.dumps({
+        "token": TOKEN,
+        "applications": [{"uuid": app, "name": "avatar-studio", "post_deployment_command": "bunx prisma migrate deploy"}],
+        "deployments": [{"application": app, "commit": SHA2, "status": "finished",
+                         "created_at": "2025-10-12T08:33:57.000000Z", "finished_at": "2025-10-12T08:36:40.000000Z"}],
+    }))
+    with CoolifyServer(state_file=state) as srv:
+        r = probe(srv, app)
+        assert r.state == "ok" and r.detail["commit"] == SHA2 and r.detail["migrates_on_deploy"] is True
+        assert r.detail["finished_at"] == "2025-10-12T08:36:40.000000Z"
+        data = json.loads(state.read_text())
+        data["fault"] = {"kind": "api_disabled"}
+        state.write_text(json.dumps(data))
+        import os
+
+        os.utime(state, (time.time() + 2, time.time() + 2))
+        r = probe(srv, app)
+        assert r.state == "error" and "API is disabled" in r.reason
+        validate_all(srv)

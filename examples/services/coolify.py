@@ -22,8 +22,17 @@ Every answer is recorded in `server.exchanges` so that tests can validate each o
 the spec subset (tests/fixtures/coolify/openapi-subset.yaml).
 
 With `--state FILE` the applications and deployments come from a JSON file (written by
-`CoolifyServer.save_state`, or by hand: `{"token": …, "applications": […], "deployments": […]}`),
-read again whenever it changes, so a demo can move a deployment on by editing the file.
+`CoolifyServer.save_state`, or by hand), read again whenever it changes, so a demo can move a
+deployment on, or inject a fault, by rewriting the file:
+
+    {"token": "…",                                   # $COOLIFY_TOKEN (--token-env) wins when set
+     "applications": [{"uuid": "sos80kw4koscosckww0wc4co", "name": "avatar-studio",
+                       "post_deployment_command": null}],
+     "deployments": [{"application": "sos80kw4koscosckww0wc4co", "commit": "<40-hex>",
+                      "status": "finished", "created_at": "2025-10-12T08:33:57.000000Z",
+                      "finished_at": "2025-10-12T08:36:40.000000Z"}],
+     "fault": {"kind": "rate_limited", "retry_after": "30"},        # optional, see FAULTS
+     "list_shape": "count_deployments"}                            # or bare_array, object_keyed
 """
 from __future__ import annotations
 
@@ -128,6 +137,24 @@ def application_record(uuid: str, name: str, *, status: str = "running:healthy",
     return record
 
 
+def deployment_record(row_id: int, application: str, application_name: str, *, uuid: str, commit: str = "HEAD",
+                      status: str = "queued", created_at: str | None = None, finished_at: str | None = None,
+                      pull_request_id: int = 0, is_webhook: bool = True, **extra: Any) -> dict[str, Any]:
+    """An ApplicationDeploymentQueue row as Coolify returns it (plus `_application`, ours, never sent)."""
+    created = created_at or coolify_time()
+    return {
+        "id": row_id, "application_id": str(row_id + 10), "deployment_uuid": uuid,
+        "pull_request_id": pull_request_id, "docker_registry_image_tag": None, "configuration_hash": None,
+        "force_rebuild": False, "commit": commit, "status": status, "is_webhook": is_webhook,
+        "is_api": not is_webhook, "created_at": created, "updated_at": finished_at or created,
+        "current_process_id": None, "restart_only": False, "git_type": None, "server_id": 0,
+        "application_name": application_name, "server_name": "localhost",
+        "deployment_url": f"/project/{new_uuid()}/environment/{new_uuid()}/application/{application}/deployment/{uuid}",
+        "destination_id": "0", "only_this_server": False, "rollback": False, "commit_message": None,
+        "finished_at": finished_at, "_application": application, **extra,
+    }
+
+
 _SETTINGS = {
     "is_static": False, "is_git_submodules_enabled": True, "is_git_lfs_enabled": True,
     "is_auto_deploy_enabled": True, "is_force_https_enabled": True, "is_debug_enabled": False,
@@ -219,24 +246,13 @@ class CoolifyServer:
             row_id = self._next_id
             self._next_id += 1
             uuid = uuid or new_uuid()
-            created = coolify_time(created_at)
             ended = None
             if status in ("finished", "failed", "cancelled-by-user"):
                 ended = coolify_time(finished_at)
-            self.deployments.append({
-                "id": row_id, "application_id": str(row_id + 10), "deployment_uuid": uuid,
-                "pull_request_id": pull_request_id, "docker_registry_image_tag": None,
-                "configuration_hash": None, "force_rebuild": False, "commit": commit, "status": status,
-                "is_webhook": is_webhook, "is_api": not is_webhook, "created_at": created, "updated_at": ended or created,
-                "current_process_id": None, "restart_only": restart_only, "git_type": None, "server_id": 0,
-                "application_name": app["name"], "server_name": "localhost",
-                "deployment_url": f"/project/{new_uuid()}/environment/{new_uuid()}/application/{application}"
-                                  f"/deployment/{uuid}",
-                "destination_id": "0", "only_this_server": False, "rollback": False,
-                "commit_message": commit_message, "finished_at": ended,
-                "_application": application,  # ours: never sent
-                **extra,
-            })
+            self.deployments.append(deployment_record(
+                row_id, application, app["name"], uuid=uuid, commit=commit, status=status,
+                pull_request_id=pull_request_id, commit_message=commit_message, created_at=coolify_time(created_at),
+                finished_at=ended, restart_only=restart_only, is_webhook=is_webhook, **extra))
         return uuid
 
     def set_deployment_status(self, uuid: str, status: str, *, commit: str | None = None,
@@ -257,9 +273,12 @@ class CoolifyServer:
                 row["finished_at"] = now
 
     def save_state(self, path: str | os.PathLike[str]) -> None:
+        """Write applications, deployments and the fault as the JSON `--state` reads."""
         with self._lock:
-            data = {"token": self.token, "applications": list(self.applications.values()),
-                    "deployments": self.deployments}
+            data: dict[str, Any] = {"token": self.token, "applications": list(self.applications.values()),
+                                    "deployments": self.deployments, "list_shape": self.list_shape}
+            if self.fault is not None:
+                data["fault"] = dict(vars(self.fault))
         tmp = Path(f"{path}.tmp")
         tmp.write_text(json.dumps(data, indent=2))
         tmp.replace(path)
@@ -280,8 +299,17 @@ class CoolifyServer:
                 self.token = data["token"]
             self.applications = {a["uuid"]: {**application_record(a["uuid"], a.get("name", "app")), **a}
                                  for a in data.get("applications", [])}
-            self.deployments = list(data.get("deployments", []))
+            # A hand-written file may give only what matters (application, commit, status, times).
+            self.deployments = []
+            for i, d in enumerate(data.get("deployments", []), start=1):
+                app = d.get("_application") or d.get("application") or next(iter(self.applications), "")
+                name = self.applications.get(app, {}).get("name", "app")
+                template = deployment_record(int(d.get("id", i)), app, name, uuid=d.get("deployment_uuid") or new_uuid())
+                self.deployments.append({**template, **{k: v for k, v in d.items() if k != "application"}})
             self._next_id = max([int(d.get("id", 0)) for d in self.deployments] + [0]) + 1
+            fault = data.get("fault")
+            self.fault = Fault(**fault) if isinstance(fault, dict) else None
+            self.list_shape = data.get("list_shape", "count_deployments")
 
     def _deployment(self, uuid: str) -> dict[str, Any] | None:
         return next((d for d in self.deployments if d["deployment_uuid"] == uuid), None)
