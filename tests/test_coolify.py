@@ -276,6 +276,11 @@ def test_a_refused_connection_and_a_non_coolify_url_are_errors(server):
     assert r.state == "error" and "cannot connect" in r.reason and "refused" in r.reason
 
 
+def test_a_url_that_is_not_http_is_an_error(server):
+    r = probe(server, "x", url="coolify.example.com")
+    assert r.state == "error" and "not an http(s) URL" in r.reason
+
+
 def test_the_api_v1_suffix_and_userinfo_in_the_url_are_handled(server):
     app = incident_app(server)
     r = probe(server, app, url=server.url + "/api/v1/")

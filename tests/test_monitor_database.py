@@ -152,7 +152,8 @@ def test_the_second_commit_names_avatar_projects_and_the_first_is_in_sync(sample
     drift, migrations = check_database(incident_db, at(repo, second, tmp_path))
     assert drift.kind == "drift" and drift.state == "failing"
     assert drift.detail["schema_commit"] == second and drift.detail["schema_source"] == "git"
-    assert drift.detail["fallback_reason"] is None
+    assert drift.detail["fallback_reason"] is None and drift.detail["schema"] == SCHEMA
+    assert migrations.detail["directory"] == MIGRATIONS and migrations.detail["schema_commit"] == second
     assert drift.detail["summary"] == {"critical": 2, "warning": 4, "info": 0}
     missing = [f for f in drift.detail["findings"] if f["kind"] == "missing_table"]
     assert [f["table"] for f in missing] == ["avatar_projects"]
@@ -164,6 +165,26 @@ def test_the_second_commit_names_avatar_projects_and_the_first_is_in_sync(sample
     assert (drift.state, drift.reason, drift.detail["schema_commit"]) == ("ok", None, first)
     assert drift.detail["in_sync"] is True and drift.detail["findings"] == []
     assert (migrations.state, migrations.detail["pending"], migrations.detail["applied_count"]) == ("ok", [], 1)
+
+
+def test_a_fallback_is_said_in_the_result(sample_repo, incident_db, tmp_path):
+    repo, first, second = sample_repo
+    drift, migrations = check_database(incident_db, at(repo, "f" * 40, tmp_path))
+    assert drift.state == "failing" and drift.detail["schema_commit"] == second and drift.detail["schema_ref"] == "main"
+    assert "not in the clone" in drift.detail["fallback_reason"]
+    assert "the schema of main (" in drift.reason and "not of the deployed commit" in drift.reason
+    assert drift.detail["requested_commit"] == "f" * 40
+
+
+def test_old_copies_are_pruned(sample_repo, tmp_path, monkeypatch):
+    from checks.monitor import gitsource
+
+    repo, first, second = sample_repo
+    monkeypatch.setattr(gitsource, "KEEP_COPIES", 1)
+    a = at(repo, first, tmp_path)
+    b = at(repo, second, tmp_path)
+    assert b.schema.is_file() and not a.schema.exists()
+    assert at(repo, first, tmp_path).schema.is_file()
 
 
 def test_a_plain_schema_path_works_too(incident_db):

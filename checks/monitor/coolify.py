@@ -123,6 +123,8 @@ async def check_deployment(
         return CheckResult(KIND, KIND, state, api.scrub(reason) if reason else None,
                            latency_ms=(time.monotonic() - started) * 1000.0, detail=detail)
 
+    if urlsplit(str(url).strip()).scheme not in ("http", "https") or not urlsplit(str(url).strip()).hostname:
+        return result("error", f"the Coolify URL {api.shown!r} is not an http(s) URL")
     if not application or not str(application).strip():
         return result("error", "no Coolify application UUID configured")
     if not token:

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["Expectations", "check_database", "drift_detail_keys", "EXPECTATIONS"]
 
 drift_detail_keys = ("schema_commit", "schema_source", "schema_ref", "requested_commit", "fallback_reason",
-                     "in_sync", "summary", "findings")
+                     "schema", "in_sync", "summary", "findings")
 MIGRATION_STATES = ("applied", "pending", "failed", "rolled_back", "edited", "missing_locally")
 
 
@@ -115,13 +115,17 @@ def check_database(
         folder = Path(migrations) if migrations is not None else source.migrations
         origin: dict[str, Any] = {"schema_commit": source.commit, "schema_source": "git", "schema_ref": source.ref,
                                   "requested_commit": source.requested_commit,
-                                  "fallback_reason": source.fallback_reason}
+                                  "fallback_reason": source.fallback_reason, "schema": source.schema_in_repo,
+                                  "migrations_path": source.migrations_in_repo}
         label = f"the schema of {source.short}"
+        if source.ref is not None:
+            label = f"the schema of {source.ref} ({source.short}), not of the deployed commit"
     else:
         schema_path = Path(source)
         folder = Path(migrations) if migrations is not None else None
         origin = {"schema_commit": None, "schema_source": "file", "schema_ref": None, "requested_commit": None,
-                  "fallback_reason": None}
+                  "fallback_reason": None, "schema": str(schema_path),
+                  "migrations_path": str(folder) if folder is not None else None}
         label = f"{schema_path}"
     return _drift(database_url, schema_path, origin, label, expectations), _migrations(database_url, folder, origin)
 
@@ -131,7 +135,8 @@ def _drift(url: str, schema_path: Path, origin: dict[str, Any], label: str,
     from ..db import split_prisma_url
 
     started = time.monotonic()
-    detail: dict[str, Any] = {**origin, "in_sync": None, "summary": None, "findings": []}
+    detail: dict[str, Any] = {k: v for k, v in origin.items() if k != "migrations_path"}
+    detail.update({"in_sync": None, "summary": None, "findings": []})
 
     def result(state: str, reason: str | None) -> CheckResult:
         return CheckResult("drift", "drift", state, reason, latency_ms=(time.monotonic() - started) * 1000.0,
@@ -160,7 +165,7 @@ def _drift(url: str, schema_path: Path, origin: dict[str, Any], label: str,
 
 def _migrations(url: str, folder: Path | None, origin: dict[str, Any]) -> CheckResult:
     started = time.monotonic()
-    detail: dict[str, Any] = {"schema_commit": origin["schema_commit"], "directory": str(folder) if folder else None,
+    detail: dict[str, Any] = {"schema_commit": origin["schema_commit"], "directory": origin["migrations_path"],
                               "managed": None, "up_to_date": None}
     detail.update({state: [] for state in MIGRATION_STATES if state != "applied"})
     detail["applied_count"] = 0

@@ -31,6 +31,7 @@ from ..errors import UsageError
 __all__ = ["SchemaSource", "source_at_commit"]
 
 GIT_TIMEOUT_S = 30.0
+KEEP_COPIES = 32  # per repository: a copy is a schema and its migrations, a few hundred KB at most
 FETCH_TIMEOUT_S = 120.0
 _SHA = re.compile(r"[0-9a-f]{40}")
 
@@ -46,6 +47,8 @@ class SchemaSource:
     requested_commit: str | None  # what the deployment reported (None when unknown)
     fallback_reason: str | None  # why `commit` is not `requested_commit`; None when it is
     repo: str
+    schema_in_repo: str = ""  # the configured paths, as the people reading a result know them
+    migrations_in_repo: str | None = None
 
     @property
     def short(self) -> str:
@@ -121,6 +124,8 @@ def source_at_commit(
         requested_commit=wanted,
         fallback_reason=reason,
         repo=shown,
+        schema_in_repo=_clean(schema, shown),
+        migrations_in_repo=_clean(migrations, shown) if migrations else None,
     )
 
 
@@ -227,4 +232,17 @@ def _materialize(root: Path, shown: str, git_dir: str, sha: str, paths: list[str
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+    _prune(target.parent, keep=target)
     return target
+
+
+def _prune(folder: Path, *, keep: Path) -> None:
+    """Keep the KEEP_COPIES most recently made copies of this repository (a poller lives for
+    months; every deployment adds one). Best effort: a copy in use elsewhere is only a re-read."""
+    try:
+        copies = sorted((p.stat().st_mtime, p) for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError:
+        return
+    for _, path in copies[:-KEEP_COPIES]:
+        if path != keep:
+            shutil.rmtree(path, ignore_errors=True)
