@@ -12,7 +12,7 @@ import pytest
 from checks.monitor import coolify
 from checks.monitor.coolify import check_deployment
 from examples.services.coolify import CoolifyServer, Fault
-from tests.coolify_spec import validate_all, validate_exchange
+from tests.coolify_spec import validate_all
 
 pytestmark = pytest.mark.timeout(60)
 
