@@ -15,6 +15,7 @@ internet. `stop()` ends every child (its whole process group) and the PostgreSQL
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENT = "demo"
 COOLIFY_TOKEN = "demo-coolify-token"  # a local fake's token: not a secret, never a real one
 BACKEND_TOKEN = "demo-api-token"
-APPLICATION = "avatar-studio-demo"
+APPLICATION = "sos80kw4koscosckww0wc4co"  # the incident's application UUID
 _GIT_ENV = {"GIT_AUTHOR_NAME": "Avatar Studio", "GIT_AUTHOR_EMAIL": "dev@avatar.studio",
             "GIT_COMMITTER_NAME": "Avatar Studio", "GIT_COMMITTER_EMAIL": "dev@avatar.studio"}
 
@@ -118,6 +119,16 @@ def _copy(src: Path, dst: Path) -> None:
     for f in src.iterdir():
         if f.is_file():
             (dst / f.name).write_bytes(f.read_bytes())
+
+
+def coolify_state(commit: str) -> dict[str, object]:
+    """What the local Coolify reports: the deployment of `commit` finished at 08:36, as in the
+    incident, and no post-deployment command that would have run the migration."""
+    return {
+        "applications": [{"uuid": APPLICATION, "name": "avatar-studio", "post_deployment_command": None}],
+        "deployments": [{"application": APPLICATION, "commit": commit, "status": "finished",
+                         "created_at": "2025-10-12T08:33:57.000000Z", "finished_at": "2025-10-12T08:36:40.000000Z"}],
+    }
 
 
 # -- the configuration -----------------------------------------------------------------------
@@ -255,7 +266,8 @@ def start_stack(data_dir: Path, *, port: int = 8501, reset: bool = False, say: C
             backend_url = f"http://127.0.0.1:{bport}"
             child = _spawn(stack, "backend", [sys.executable, "-m", "examples.services.avatar_backend",
                                               "--host", "127.0.0.1", "--port", str(bport),
-                                              "--database-url", database.url, "--token", BACKEND_TOKEN], base)
+                                              "--database-url", database.url, "--token-env", "AVATAR_API_TOKEN"],
+                           {**base, "AVATAR_API_TOKEN": BACKEND_TOKEN})
             _wait_http(child, backend_url + "/health", deadline)
             stack.urls["backend"] = backend_url
         else:
@@ -263,10 +275,11 @@ def start_stack(data_dir: Path, *, port: int = 8501, reset: bool = False, say: C
         if has_module("examples.services.coolify"):
             cport = free_port()
             coolify_url = f"http://127.0.0.1:{cport}"
+            state = data_dir / "coolify-state.json"
+            state.write_text(json.dumps(coolify_state(second), indent=2))
             child = _spawn(stack, "coolify", [sys.executable, "-m", "examples.services.coolify",
-                                              "--host", "127.0.0.1", "--port", str(cport), "--token", COOLIFY_TOKEN,
-                                              "--application", APPLICATION, "--commit", second,
-                                              "--status", "finished"], base)
+                                              "--host", "127.0.0.1", "--port", str(cport), "--state", str(state),
+                                              "--token-env", "COOLIFY_TOKEN"], {**base, "COOLIFY_TOKEN": COOLIFY_TOKEN})
             _wait_http(child, coolify_url + "/api/health", deadline)
             stack.urls["coolify"] = coolify_url
         else:

@@ -8,7 +8,6 @@ still listed, with its one-line error, so the others stay usable.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,28 +70,42 @@ def _sibling_migrations(schema: str) -> str | None:
     return str(folder) if folder.is_dir() else None
 
 
+def _load_config(path: Path) -> Any:
+    from checks.config import load_config
+
+    return load_config(path, secrets=secrets_mapping())
+
+
 def _from_config(path: Path) -> list[Environment]:
     try:
-        from checks.config import load_config
-    except ImportError:
-        return [Environment("default", None, None, None,
-                            error=f"{path}: this Driftwatch has no configuration support (checks/config.py)")]
-    try:
-        config = load_config(path, secrets=secrets_mapping())
+        config = _load_config(path)
     except DriftwatchError as exc:
         return [Environment("default", None, None, None, error=data.one_line(exc))]
+    demo = "the sample app, deployed by the local Coolify" if data.setting("DRIFTWATCH_DEMO_OPERATOR") else None
     found = []
     for name, env in config.environments.items():
-        found.append(Environment(
-            name=name,
-            database_url=_text(getattr(env, "database_url", None)),
-            schema=_text(getattr(env, "schema_path", None) or getattr(env, "schema", None)),
-            migrations=_text(getattr(env, "migrations", None)),
-            demo=_text(getattr(env, "description", None)) if os.environ.get("DRIFTWATCH_DEMO_OPERATOR") else None,
-            error=_text(getattr(env, "error", None)),
-            config=env,
-        ))
+        schema, migrations = _text(env.schema_path), _text(env.migrations)
+        if env.git is not None:  # the clone's working tree, for actions; checks read the deployed commit
+            schema = str(Path(env.git.repo) / env.git.schema_path)
+            migrations = str(Path(env.git.repo) / env.git.migrations) if env.git.migrations else None
+        problems = env.database_problems
+        found.append(Environment(name=name, database_url=_text(env.database_url), schema=schema,
+                                 migrations=migrations, demo=demo,
+                                 error=str(problems[0]) if problems else None, config=env))
     return found
+
+
+def store_url() -> str | None:
+    """The history store: the configuration's [store] url, else DRIFTWATCH_HISTORY_URL, else the default."""
+    path = config_path()
+    if path is not None:
+        try:
+            url = _load_config(path).store.url
+        except DriftwatchError:
+            url = None
+        if url:
+            return str(url)
+    return data.setting("DRIFTWATCH_HISTORY_URL")
 
 
 def _text(value: Any) -> str | None:

@@ -65,9 +65,15 @@ class Monitor:
 
     instances: list[Monitor] = []  # every monitor started in this process (tests stop them)
 
-    def __init__(self, probe: Callable[[Any], list[CheckResult]], interval_s: float = DEFAULT_INTERVAL_S) -> None:
+    def __init__(self, probe: Callable[[Any], list[CheckResult]], interval_s: float = DEFAULT_INTERVAL_S,
+                 store_url: str | None = None) -> None:
         self.interval_s = interval_s
         self._probe = probe
+        self.store_url = store_url
+        self._store: Any = None
+        self._ids: dict[str, dict[tuple[str, str], int]] = {}
+        self.store_error: str | None = None
+        self._since: dict[tuple[str, str, str], datetime | None] = {}
         self._envs: dict[str, Any] = {}
         self._latest: dict[str, dict[tuple[str, str], CheckResult]] = {}
         self._history: dict[tuple[str, str, str], deque[CheckResult]] = {}
@@ -114,11 +120,13 @@ class Monitor:
             self._wake.clear()
 
     def check_now(self, env: Any) -> list[CheckResult]:
-        """Probe one environment now (also after an action), store and return its results."""
+        """Probe one environment now (also after an action), store and return its results,
+        each with the state the failure threshold gives it."""
         try:
             results = self._probe(env)
         except Exception as exc:  # a bug in a probe must not end the thread: show it as an error
             results = [CheckResult("drift", "drift", "error", f"could not run: {type(exc).__name__}: {exc}")]
+        results = self._record(env, results)
         with self._lock:
             if env.name in self._envs and self._envs[env.name] != env:
                 return results  # the environment changed while this probe ran: keep nothing of it
@@ -128,6 +136,61 @@ class Monitor:
                 self._history.setdefault((env.name, r.kind, r.name), deque(maxlen=HISTORY)).append(r)
             self._rounds[env.name] = self._rounds.get(env.name, 0) + 1
         return results
+
+    def _open_store(self) -> Any:
+        if self._store is None and self.store_url is not False:
+            from checks.history import HistoryStore
+
+            try:
+                self._store = HistoryStore.open(self.store_url)
+                self.store_error = None
+            except Exception as exc:  # noqa: BLE001 - the pages say so; states still show
+                self.store_error = f"history store unavailable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        return self._store
+
+    def _record(self, env: Any, results: list[CheckResult]) -> list[CheckResult]:
+        """Write results to the history store (observations, states, flips, incidents) so the
+        report and the CLI see what the dashboard saw; return them as the store judged them."""
+        store = self._open_store()
+        if store is None or not results:
+            return results
+        from checks.history.records import CheckSpec
+
+        threshold = int(getattr(env.config, "failure_threshold", 1) or 1) if env.config is not None else 1
+        interval = int(getattr(env.config, "interval_s", self.interval_s) or self.interval_s) if env.config else int(self.interval_s)
+        judged = []
+        try:
+            ids = self._ids.get(env.name, {})
+            missing = [r for r in results if (r.kind, r.name) not in ids]
+            if missing:
+                specs = [CheckSpec(r.kind, r.name, interval, scheduled=False) for r in results]
+                ids = store.register_checks(env.name, specs)
+                self._ids[env.name] = ids
+            for r in results:
+                recorded = store.record_result(ids[(r.kind, r.name)], r, failure_threshold=threshold)
+                status = recorded.status
+                self._since[(env.name, r.kind, r.name)] = status.since
+                judged.append(r.with_state(status.state, status.reason) if status.state != r.state else r)
+            store.update_incident(env.name)
+            self.store_error = None
+            return judged
+        except Exception as exc:  # noqa: BLE001
+            self.store_error = f"history store unavailable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            return results
+
+    def since(self, env_name: str, kind: str, name: str) -> datetime | None:
+        """Since when the check has been in its current state (from the store)."""
+        return self._since.get((env_name, kind, name))
+
+    def open_incident(self, env_name: str) -> Any:
+        store = self._open_store()
+        if store is None:
+            return None
+        try:
+            found = store.incidents(env_name, open_only=True)
+        except Exception:  # noqa: BLE001
+            return None
+        return found[0] if found else None
 
     def refresh_soon(self) -> None:
         self._wake.set()
@@ -168,48 +231,57 @@ def state_of(shown: list[Shown]) -> str:
 
 def probe(env: Any) -> list[CheckResult]:
     """Every check of one environment, each as a CheckResult; never raises."""
-    if env.error:
-        return [CheckResult("drift", "drift", "error", f"could not run: {env.error}")]
-    results: list[CheckResult] = []
+    if env.error and env.config is None:
+        return [CheckResult("drift", "drift", "error", f"could not run: {env.error}"),
+                CheckResult("migrations", "migrations", "error", f"could not run: {env.error}")]
     config = env.config
-    if config is not None and getattr(config, "coolify", None) is not None:
-        results.append(_deployment(config))
-    http = [c for c in (*(getattr(config, "health", None) or ()), *(getattr(config, "smoke", None) or ()))]
-    if http:
-        results.extend(_http(http))
-    results.extend(database(env))
+    results: list[CheckResult] = []
+    deployment = None
+    if config is not None and config.coolify is not None:
+        deployment = _deployment(config)
+        results.append(deployment)
+    if config is not None and config.http_checks():
+        results.extend(_http(config))
+    results.extend(database(env, deployment))
     return results
 
 
-def database(env: Any) -> list[CheckResult]:
-    """Drift and migrations of the environment's database (H4's probe when present)."""
-    if not env.database_url or not env.schema:
+def database(env: Any, deployment: CheckResult | None = None) -> list[CheckResult]:
+    """Drift and migrations of the environment's database, against the deployed commit's
+    schema when the environment reads it from git."""
+    from checks.monitor.database import check_database
+
+    problems = getattr(env.config, "database_problems", ()) if env.config is not None else ()
+    if problems:
+        reason = f"could not run: {problems[0]}"
+        return [CheckResult("drift", "drift", "error", reason), CheckResult("migrations", "migrations", "error", reason)]
+    if not env.database_url or not (env.schema or getattr(env.config, "git", None)):
         reason = "could not run: no database_url or schema configured"
         return [CheckResult("drift", "drift", "error", reason), CheckResult("migrations", "migrations", "error", reason)]
     try:
-        from checks.monitor.database import check_database as monitored
-    except ImportError:
-        monitored = None
-    if monitored is not None and env.config is not None:
-        try:
-            source = _source(env)
-            drift, migrations = monitored(env.database_url, source)
-            return [drift, migrations]
-        except Exception as exc:  # noqa: BLE001 - shown as a state, never a traceback
-            return _both_error(exc, env.database_url)
-    return _engine_database(env)
+        source, migrations = schema_source(env, deployment)
+        drift, migrations_result = check_database(env.database_url, source, migrations)
+        return [drift, migrations_result]
+    except Exception as exc:  # noqa: BLE001 - shown as a state, never a traceback
+        return _both_error(exc, env.database_url)
 
 
-def _source(env: Any) -> Any:
-    git = getattr(env.config, "git", None)
+def schema_source(env: Any, deployment: CheckResult | None = None) -> tuple[Any, str | None]:
+    """The schema to compare with: the deployed commit's from git, else the configured file."""
+    git = getattr(env.config, "git", None) if env.config is not None else None
     if git is None:
-        from pathlib import Path
-
-        return Path(env.schema), Path(env.migrations) if env.migrations else None
+        return env.schema, env.migrations
     from checks.monitor.gitsource import source_at_commit
 
-    return source_at_commit(git.repo, commit=None, ref=git.ref, schema=git.schema,
-                            migrations=getattr(git, "migrations", None), fetch=bool(getattr(git, "fetch", False)))
+    commit = (deployment.detail or {}).get("commit") if deployment is not None else None
+    why = None
+    if deployment is None:
+        why = "no Coolify deployment is configured"
+    elif not commit:
+        why = f"the deployment check reported no commit ({deployment.reason or deployment.state})"
+    source = source_at_commit(git.repo, commit=commit, ref=git.ref, schema=git.schema_path,
+                              migrations=git.migrations, fetch=git.fetch, no_commit_reason=why)
+    return source, None
 
 
 def _both_error(exc: BaseException, url: str | None) -> list[CheckResult]:
@@ -220,61 +292,18 @@ def _both_error(exc: BaseException, url: str | None) -> list[CheckResult]:
     return [CheckResult("drift", "drift", "error", reason), CheckResult("migrations", "migrations", "error", reason)]
 
 
-def _engine_database(env: Any) -> list[CheckResult]:
-    from checks.check import check_database
-    from checks.findings import CRITICAL, WARNING
-    from checks.migrations import history_summary
-
-    started = time.monotonic()
-    try:
-        report = check_database(env.database_url, env.schema, cache=True).report
-    except Exception as exc:  # noqa: BLE001
-        return _both_error(exc, env.database_url)
-    latency = (time.monotonic() - started) * 1000
-    s = report.summary
-    findings = [f for f in report.findings]
-    detail = {"schema_commit": None, "summary": dict(s),
-              "findings": [{"kind": f.kind, "severity": f.severity, "table": f.table, "column": f.column,
-                            "model": f.model, "field": f.field, "message": f.message} for f in findings]}
-    if report.in_sync():
-        drift = CheckResult("drift", "drift", "ok", None, latency_ms=latency, detail=detail)
-    else:
-        worst_finding = min(findings, key=lambda f: (0 if f.severity == CRITICAL else 1 if f.severity == WARNING else 2))
-        more = len([f for f in findings if f.severity in (CRITICAL, WARNING)]) - 1
-        reason = worst_finding.message + (f" (+{more} more)" if more > 0 else "")
-        drift = CheckResult("drift", "drift", "failing" if s[CRITICAL] else "warning", reason,
-                            latency_ms=latency, detail=detail)
-    if not env.migrations:
-        return [drift]
-    history = history_summary(env.database_url, env.migrations)
-    by_state = history.get("by_state", {})
-    detail_m = {"pending": by_state.get("pending", []), "failed": by_state.get("failed", []), **history}
-    if "error" in history:
-        migrations = CheckResult("migrations", "migrations", "error", f"could not run: {history['error']}", detail=detail_m)
-    elif not history.get("managed"):
-        migrations = CheckResult("migrations", "migrations", "warning",
-                                 "not managed by Prisma Migrate (no _prisma_migrations table)", detail=detail_m)
-    elif history.get("up_to_date"):
-        migrations = CheckResult("migrations", "migrations", "ok", None, detail=detail_m)
-    else:
-        problems = "; ".join(f"{state.replace('_', ' ')}: {', '.join(names)}"
-                             for state, names in by_state.items() if state != "applied")
-        migrations = CheckResult("migrations", "migrations", "failing", problems, detail=detail_m)
-    return [drift, migrations]
-
-
 def _deployment(config: Any) -> CheckResult:
-    try:
-        import httpx
+    import httpx
 
-        from checks.monitor.coolify import check_deployment
-    except ImportError:
-        return CheckResult("deployment", "deployment", "unknown", "no Coolify support in this Driftwatch yet")
+    from checks.monitor.coolify import check_deployment
+
     coolify = config.coolify
+    if coolify.problems:
+        return CheckResult("deployment", "deployment", "error", f"could not run: {coolify.problems[0]}")
 
     async def run() -> CheckResult:
-        async with httpx.AsyncClient(timeout=10) as client:
-            return await check_deployment(client, url=str(coolify.url), token=_secret(coolify.token),
+        async with httpx.AsyncClient(timeout=coolify.timeout_s) as client:
+            return await check_deployment(client, url=str(coolify.url), token=coolify.token,
                                           application=coolify.application)
     try:
         return asyncio.run(run())
@@ -282,18 +311,12 @@ def _deployment(config: Any) -> CheckResult:
         return CheckResult("deployment", "deployment", "error", f"could not run: {type(exc).__name__}")
 
 
-def _http(checks: list[Any]) -> list[CheckResult]:
+def _http(config: Any) -> list[CheckResult]:
+    from checks.monitor.http_checks import run_http_checks
+
+    checks = config.http_checks()
     try:
-        from checks.monitor.http_checks import run_http_checks
-    except ImportError:
-        return [CheckResult("health", getattr(c, "name", "check"), "unknown", "no HTTP check support in this Driftwatch yet")
-                for c in checks]
-    try:
-        return asyncio.run(run_http_checks(checks, concurrency=8))
+        return asyncio.run(run_http_checks(checks, concurrency=16))
     except Exception as exc:  # noqa: BLE001
-        return [CheckResult("health", getattr(c, "name", "check"), "error", f"could not run: {type(exc).__name__}")
-                for c in checks]
-
-
-def _secret(value: Any) -> str:
-    return value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+        return [CheckResult("smoke" if hasattr(c, "steps") else "health", c.name, "error",
+                            f"could not run: {type(exc).__name__}") for c in checks]

@@ -54,7 +54,9 @@ def _as(actor: str, environment: str) -> Iterator[None]:
 
 
 def history_args() -> list[str]:
-    url = data.setting("DRIFTWATCH_HISTORY_URL")
+    from dashboard.environments import store_url
+
+    url = store_url()
     return ["--history-url", url] if url else []
 
 
@@ -77,8 +79,25 @@ def _run(argv: list[str], env: Any, actor: str, *, json_out: bool, audited: bool
     return Outcome(code, result, text, error)
 
 
+def schema_paths(env: Any) -> tuple[str, str | None]:
+    """The schema and migrations an action uses: those of the deployed commit when the
+    environment reads them from git (as its checks do), else the configured files."""
+    if env.config is None or env.config.git is None:
+        return env.schema, env.migrations
+    from dashboard import ui
+    from dashboard.monitor import schema_source
+
+    deployment = next((s.result for s in ui.monitor().latest(env.name) if s.result.kind == "deployment"), None)
+    source, _ = schema_source(env, deployment)
+    return str(source.schema), str(source.migrations) if source.migrations else None
+
+
 def _db(env: Any) -> list[str]:
-    return ["--database-url", env.database_url, "--schema", env.schema]
+    return ["--database-url", env.database_url, "--schema", schema_paths(env)[0]]
+
+
+def _migrations(env: Any) -> str:
+    return schema_paths(env)[1] or env.migrations
 
 
 def rehearse_fix(env: Any, actor: str) -> Outcome:
@@ -94,16 +113,16 @@ def apply_fix(env: Any, actor: str, *, allow_destructive: bool) -> Outcome:
 
 
 def migration_status(env: Any) -> Outcome:
-    return _run(["migrate", "status", "--database-url", env.database_url, "--migrations", env.migrations,
+    return _run(["migrate", "status", "--database-url", env.database_url, "--migrations", _migrations(env),
                  "--format", "json"], env, "viewer", json_out=True, audited=False)
 
 
 def migrate_deploy(env: Any, actor: str) -> Outcome:
-    return _run(["migrate", "deploy", "--database-url", env.database_url, "--migrations", env.migrations],
+    return _run(["migrate", "deploy", "--database-url", env.database_url, "--migrations", _migrations(env)],
                 env, actor, json_out=False)
 
 
 def migrate_resolve(env: Any, actor: str, name: str, *, applied: bool) -> Outcome:
     flag = "--applied" if applied else "--rolled-back"
-    return _run(["migrate", "resolve", "--database-url", env.database_url, "--migrations", env.migrations,
+    return _run(["migrate", "resolve", "--database-url", env.database_url, "--migrations", _migrations(env),
                  flag, name], env, actor, json_out=False)

@@ -22,7 +22,9 @@ def refresh_s() -> float:
 
 @st.cache_resource(show_spinner=False)
 def monitor() -> Monitor:
-    return Monitor(probe, interval_s=refresh_s())
+    from dashboard.environments import store_url
+
+    return Monitor(probe, interval_s=refresh_s(), store_url=store_url())
 
 
 def badge(state: str, *, stale: bool = False) -> str:

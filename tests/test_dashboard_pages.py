@@ -83,7 +83,7 @@ def test_the_overview_flags_the_missing_table_with_its_age_and_the_next_step(inc
     at = app(incident_db)
     shown = text(at)
     assert "table avatar_projects does not exist" in shown
-    assert "pending: 20251012082000_add_avatar_projects" in shown
+    assert "migration 20251012082000_add_avatar_projects pending" in shown
     assert " s ago" in shown  # every state shows its age
     [banner] = at.error
     assert "drift" in banner.value and "failing" in banner.value

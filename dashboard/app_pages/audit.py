@@ -22,7 +22,7 @@ def actions(url: str | None, limit: int) -> list[dict]:
 
 
 try:
-    records = actions(data.setting("DRIFTWATCH_HISTORY_URL"), int(limit))
+    records = actions(environments.store_url(), int(limit))
 except Exception as exc:  # noqa: BLE001
     st.error(data.one_line(exc), icon=":material/error:")
     st.stop()
