@@ -152,7 +152,7 @@ def test_3_the_overview_shows_drift_and_smoke_ok(demo: Demo, page):
 def test_3b_resolving_the_migration_turns_every_check_ok(demo: Demo, page):
     """The fix created what the pending migration creates: the next step is to record it applied."""
     page.get_by_role("button", name="Resolve it").click()
-    page.get_by_role("button", name="Resolve").wait_for(timeout=30_000)
+    page.get_by_role("button", name="Resolve", exact=True).wait_for(timeout=30_000)
     settle(page)
     box = page.get_by_label(re.compile("Type the environment's name"))
     box.fill("demo")
@@ -160,7 +160,10 @@ def test_3b_resolving_the_migration_turns_every_check_ok(demo: Demo, page):
     page.wait_for_function("() => { const b = [...document.querySelectorAll('button')]"
                            ".find(b => b.innerText.trim() === 'Resolve'); return b && !b.disabled; }", timeout=30_000)
     page.get_by_role("button", name="Resolve", exact=True).click()
-    page.get_by_text("recorded 20251012082000_add_avatar_projects as applied").wait_for(timeout=60_000)
+    page.get_by_text("After the change").wait_for(timeout=60_000)
+    settle(page)
+    full_screenshot(page, ARTEFACTS / "4a-actions-resolved.png")
+    assert "recorded 20251012082000_add_avatar_projects as applied" in main_text(page), main_text(page)
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Overview").click()
     page.get_by_text("Every environment is ok.").wait_for(timeout=30_000)
     no_exception(page)

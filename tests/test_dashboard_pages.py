@@ -85,8 +85,9 @@ def test_the_overview_flags_the_missing_table_with_its_age_and_the_next_step(inc
     assert "table avatar_projects does not exist" in shown
     assert "migration 20251012082000_add_avatar_projects pending" in shown
     assert " s ago" in shown  # every state shows its age
-    [banner] = at.error
-    assert "drift" in banner.value and "failing" in banner.value
+    incident, banner = at.error
+    assert incident.value.startswith("**Incident #1** open on **default**")  # opened in the history store
+    assert "drift failing since" in banner.value
     assert "driftwatch migrate deploy" in shown
 
 

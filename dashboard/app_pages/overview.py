@@ -78,6 +78,14 @@ def board() -> None:
         for s in shown:
             if s.state in ("failing", "error") and not s.stale:
                 alarms.append((env.name, s))
+    for env in envs:
+        incident = monitor.open_incident(env.name)
+        if incident is not None:
+            lasting = int((now - incident.opened_at).total_seconds())
+            st.error(f"**Incident #{incident.id}** open on **{env.name}** for {lasting // 60} min {lasting % 60} s "
+                     f"(since {incident.opened_at:%H:%M:%S UTC}): {incident.title}", icon=":material/e911_emergency:")
+    if monitor.store_error:
+        st.warning(monitor.store_error, icon=":material/database:")
     if alarms:
         lines = []
         for env_name, s in alarms:
