@@ -165,7 +165,7 @@ def _diff_table(want: Table, have: Table, add: Callable[[Finding], None]) -> Non
             severity = WARNING if _same_family(col.type, live.type) else CRITICAL
             if ddl.needs_using(live.type, col.type):
                 fix = ddl.convert_column_type(want, col, live)
-                note = f" (PostgreSQL has no automatic cast from {live.type}: converted with USING)"
+                note = f" (PostgreSQL has no automatic cast between them: the fix converts each value)"
             else:
                 fix, note = ddl.alter_column_type(want, col), ""
             add(_f("column_type", severity, schema, name, **where, expected=col.type, actual=live.type,

@@ -301,7 +301,8 @@ class LiveData:
         import psycopg
         from psycopg import sql
 
-        query = sql.SQL("SELECT count(*) FROM (SELECT {}{} FROM {} WHERE {} IS NOT NULL LIMIT {}) AS probe").format(
+        # count(v), not count(*): PostgreSQL would skip a cast whose result nobody reads
+        query = sql.SQL("SELECT count(v) FROM (SELECT {}{} AS v FROM {} WHERE {} IS NOT NULL LIMIT {}) AS probe").format(
             sql.Identifier(column), sql.SQL(cast), sql.Identifier(schema, table), sql.Identifier(column),
             sql.Literal(COUNT_CAP))
         try:
@@ -310,7 +311,7 @@ class LiveData:
                 self.conn.execute(sql.SQL("SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}").format(
                     sql.Literal(max(1, int(self.timeout * 1000))), sql.Literal(max(1, int(self.lock_timeout * 1000)))))
                 self.conn.execute(query)
-        except (psycopg.errors.DataException, psycopg.errors.CannotCoerce):
+        except (psycopg.DataError, psycopg.errors.CannotCoerce):
             return False  # a value (class 22) or the type itself (42846) does not convert
         except psycopg.Error:
             return None
