@@ -62,7 +62,7 @@ def scripted(states: dict[str, list[str]] | None = None, *, sleep: float = 0.0,
         return result("deployment", "deployment", next_state("deployment"), started,
                       status="finished", commit=commit)
 
-    def database(env: Any, deployed: str | None) -> tuple[CheckResult, CheckResult]:
+    def database(env: Any, deployed: str | None, why: str | None = None) -> tuple[CheckResult, CheckResult]:
         if seen_commits is not None:
             seen_commits.append(deployed)
         started = time.time()

@@ -66,7 +66,7 @@ class Unit:
 HealthProbe = Callable[[Any, Any], Awaitable[CheckResult]]
 SmokeProbe = Callable[[Any, Any, str], Awaitable[CheckResult]]
 DeploymentProbe = Callable[[Any, Any], Awaitable[CheckResult]]
-DatabaseProbe = Callable[[Any, "str | None"], "tuple[CheckResult, CheckResult]"]
+DatabaseProbe = Callable[..., "tuple[CheckResult, CheckResult]"]  # (env, commit, no_commit_reason)
 
 
 @dataclass
@@ -104,7 +104,8 @@ class Probes:
         return cls(health, smoke, deployment, database_probe, client)
 
 
-def database_probe(env: Any, commit: str | None) -> tuple[CheckResult, CheckResult]:
+def database_probe(env: Any, commit: str | None, no_commit_reason: str | None = None
+                   ) -> tuple[CheckResult, CheckResult]:
     """The drift and migrations results of one environment's database, against the schema of
     `commit` when the environment reads its schema from git (else its local files)."""
     from .database import check_database
@@ -113,11 +114,10 @@ def database_probe(env: Any, commit: str | None) -> tuple[CheckResult, CheckResu
         from .gitsource import source_at_commit
 
         git = env.git
-        source: Any = source_at_commit(git.repo, commit=commit, ref=git.ref, schema=git.schema_path,
-                                       migrations=git.migrations, fetch=git.fetch)
-    else:
-        source = (env.schema_path, env.migrations)
-    return check_database(env.database_url, source)
+        source = source_at_commit(git.repo, commit=commit, ref=git.ref, schema=git.schema_path,
+                                  migrations=git.migrations, fetch=git.fetch, no_commit_reason=no_commit_reason)
+        return check_database(env.database_url, source)
+    return check_database(env.database_url, env.schema_path, env.migrations)
 
 
 # -- what a config asks for ------------------------------------------------------------------
@@ -213,6 +213,7 @@ class Runner:
         self.probes = probes or Probes.real()
         self.concurrency = max(1, concurrency)
         self.commits: dict[str, str | None] = {}
+        self.no_commit: dict[str, str] = {}  # why an environment's deployed commit is unknown
 
     async def run(self, units: Sequence[Unit]) -> list[UnitResult]:
         """Run `units` once; an environment's deployment before its database. Never raises."""
@@ -261,10 +262,13 @@ class Runner:
             reason = _one_line(exc)
             results = tuple(CheckResult(kind, _result_name(unit, kind), "error", reason, started)
                             for kind in unit.kinds())
-        if unit.kind == "deployment":
-            commit = results[0].detail.get("commit") if results else None
+        if unit.kind == "deployment" and results:
+            commit = results[0].detail.get("commit")
             if commit:
                 self.commits[unit.environment] = commit
+                self.no_commit.pop(unit.environment, None)
+            else:
+                self.no_commit[unit.environment] = f"the deployment check said: {results[0].reason or 'no commit'}"
         return UnitResult(unit, results)
 
     async def _probe(self, client: Any, unit: Unit) -> tuple[CheckResult, ...]:
@@ -277,7 +281,8 @@ class Runner:
             return (await p.deployment(client, unit.check),)
         if unit.kind == "drift":
             commit = self.commits.get(unit.environment)
-            drift, migrations = await asyncio.to_thread(p.database, unit.check, commit)
+            why = None if commit else self.no_commit.get(unit.environment)
+            drift, migrations = await asyncio.to_thread(p.database, unit.check, commit, why)
             return (drift, migrations)
         raise ValueError(f"unknown unit kind {unit.kind!r}")
 
@@ -437,7 +442,8 @@ def poll_once(config: Any, envs: Iterable[str] | None = None, store: HistoryStor
         except HistoryError as exc:
             report.store_error = str(exc)
     by_env = apply_states(results, statuses)
-    names = selected if selected is not None else list(dict.fromkeys(u.environment for u in units))
+    names = selected if selected is not None else list(
+        dict.fromkeys([*getattr(config, "environments", {}), *(u.environment for u in units)]))
     report.environments = [by_env.get(name) or EnvironmentReport(name) for name in names]
     return report
 
