@@ -38,7 +38,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    true,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -767,17 +766,23 @@ class HistoryStore:
                 for tid, n, ok, failing in conn.execute(q):
                     total[tid] = [int(n or 0), int(ok or 0), int(failing or 0)]
             o = observations
-            in_raw = or_(o.c.observed_at < min(first_hour, hi), o.c.observed_at >= rolled_to) \
-                if rolled_to > first_hour else true()
-            q = scoped(select(o.c.target_id, func.count(), func.sum(case((o.c.state == "ok", 1), else_=0)),
-                              func.sum(case((o.c.state == "failing", 1), else_=0)))
-                       .where(o.c.observed_at >= lo, o.c.observed_at < hi, in_raw)
-                       .group_by(o.c.target_id), o.c.target_id)
-            for tid, n, ok, failing in conn.execute(q):
-                got = total.setdefault(tid, [0, 0, 0])
-                got[0] += int(n or 0)
-                got[1] += int(ok or 0)
-                got[2] += int(failing or 0)
+            # Raw results outside the rolled-up hours: two tight ranges, each one index range scan.
+            if rolled_to > first_hour:
+                ranges = [(lo, min(first_hour, hi)), (max(rolled_to, lo), hi)]
+            else:
+                ranges = [(lo, hi)]
+            for start, end in ranges:
+                if start >= end:
+                    continue
+                q = scoped(select(o.c.target_id, func.count(), func.sum(case((o.c.state == "ok", 1), else_=0)),
+                                  func.sum(case((o.c.state == "failing", 1), else_=0)))
+                           .where(o.c.observed_at >= start, o.c.observed_at < end)
+                           .group_by(o.c.target_id), o.c.target_id)
+                for tid, n, ok, failing in conn.execute(q):
+                    got = total.setdefault(tid, [0, 0, 0])
+                    got[0] += int(n or 0)
+                    got[1] += int(ok or 0)
+                    got[2] += int(failing or 0)
         return {tid: (v[0], v[1], v[2]) for tid, v in total.items()}
 
     # -- retention -------------------------------------------------------------------------
