@@ -170,3 +170,121 @@ def test_an_environment_without_checks_is_unknown_and_not_ok(tmp_path):
     env = json.loads(out)["environments"][0]
     assert env["state"] == "unknown" and env["health"] == [] and env["drift"] is None
     assert code == 0  # nothing is not ok: no check failed
+
+
+class Endpoint:
+    """A health endpoint whose status the test sets."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.status = 200
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                body = b'{"status": "ok"}'
+                self.send_response(outer.status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+RESIDENT = """
+[notify]
+webhook = "env:SLACK_WEBHOOK_URL"
+dashboard_url = "https://driftwatch.internal"
+
+[environments.staging]
+failure_threshold = 1
+
+[[environments.staging.health]]
+name = "api"
+url = "{endpoint}/health"
+interval_s = 1
+timeout_s = 2
+conditions = ["[STATUS] == 200"]
+"""
+
+
+@pytest.mark.timeout(120)
+def test_the_resident_poller_records_notifies_serves_metrics_and_stops_on_sigterm(tmp_path):
+    import re
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from tests.conftest import ROOT
+    from tests.test_poller import WebhookServer
+
+    endpoint, hook = Endpoint(), WebhookServer([])
+    config = tmp_path / "driftwatch.toml"
+    config.write_text(RESIDENT.format(endpoint=endpoint.url))
+    store = tmp_path / "history.sqlite3"
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("DRIFTWATCH_")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "xdg")
+    env["SLACK_WEBHOOK_URL"] = hook.url
+    proc = subprocess.Popen([sys.executable, "-m", "checks", "poll", "--config", str(config), "--history-url",
+                             str(store), "--metrics-port", "0"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    try:
+        found = None
+        while found is None:
+            line = proc.stderr.readline()
+            assert line, "".join(lines)
+            lines.append(line)
+            found = re.search(r"127\.0\.0\.1:(\d+)/metrics", line)
+        port = int(found.group(1))
+
+        def metric(name_and_labels: str) -> str | None:
+            text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            for row in text.splitlines():
+                if row.startswith(name_and_labels + " "):
+                    return row.split()[-1]
+            return None
+
+        up = 'driftwatch_check_up{environment="staging",kind="health",name="api"}'
+        deadline = time.monotonic() + 30
+        while metric(up) != "1.0" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert metric(up) == "1.0"
+        endpoint.status = 500
+        deadline = time.monotonic() + 30
+        while not hook.bodies and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert metric(up) == "0.0"
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        lines.append(err)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        endpoint.close()
+        hook.close()
+    assert proc.returncode == 0, "".join(lines)
+    texts = [b["text"] for b in hook.bodies]
+    assert any("*staging*: health 'api' ok → *failing*" in t and "driftwatch.internal" in t for t in texts), texts
+    assert any("incident" in t and "opened" in t for t in texts), texts
+    said = "".join(lines)
+    assert "staging health api: ok -> failing" in said and "stopped" in said
+    assert "secret-token" not in said
+    with HistoryStore.open(str(store)) as history:
+        assert [(f.from_state, f.to_state) for f in history.flips("staging")][:2] == [(None, "ok"), ("ok", "failing")]
+        assert history.incidents("staging", open_only=True)

@@ -393,12 +393,13 @@ class HistoryStore:
     # -- monitoring: checks and their current state ------------------------------------------
 
     def register_checks(self, environment: str, specs: Iterable[CheckSpec],
-                        *, now: datetime | None = None) -> dict[tuple[str, str], int]:
+                        *, now: datetime | None = None, retire_others: bool = False) -> dict[tuple[str, str], int]:
         """Create (or update) the targets of one environment's checks and their schedule;
         return their ids by (kind, name). Safe to call from several pollers at once.
 
         A new check is due at once; a check whose interval shrank is due no later than one new
-        interval from now. Config is scrubbed of secrets.
+        interval from now. Config is scrubbed of secrets. `retire_others`: the environment's
+        other checks (removed from the config) are unscheduled, their history kept.
         """
         at = as_utc(now) if now is not None else utcnow()
         specs = list(specs)
@@ -439,6 +440,12 @@ class HistoryStore:
                 if row.interval_s != spec.interval_s or row.due_at != new_due:
                     conn.execute(update(target_state).where(target_state.c.target_id == row.id)
                                  .values(interval_s=spec.interval_s, due_at=new_due))
+            if retire_others:
+                # Checks gone from the config keep their history but are no longer scheduled.
+                gone = [r.id for key, r in by_key.items() if key not in ids and r.has_state is not None]
+                if gone:
+                    conn.execute(update(target_state).where(target_state.c.target_id.in_(gone))
+                                 .values(due_at=None))
         return ids
 
     def targets(self, environment: str | None = None) -> list[Target]:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from functools import partial
 import socket
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -146,7 +147,7 @@ class Poller:
             return
         try:
             store = await asyncio.to_thread(self._open_store, self.store_url)
-            ids = await asyncio.to_thread(register, store, list(self.units.values()))
+            ids = await asyncio.to_thread(partial(register, retire_others=True), store, list(self.units.values()))
             latest = await asyncio.to_thread(store.latest)
         except Exception as exc:  # noqa: BLE001 - HistoryError, or a driver error on the way
             self._store_down(exc, now)

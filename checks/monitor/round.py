@@ -130,22 +130,27 @@ def units_of(config: Any, envs: Iterable[str] | None = None) -> list[Unit]:
     for name in selected:
         env = config.environment(name) if hasattr(config, "environment") else config.environments[name]
         threshold = int(getattr(env, "failure_threshold", 1) or 1)
-        interval = int(env.interval_s)
+        interval = _seconds(env.interval_s)
         if env.coolify is not None:
             problem = _problems(env, "coolify")
             units.append(Unit(name, "deployment", "deployment", interval, threshold, env,
                               DEPLOYMENT_DEADLINE_S, problem))
         for check in env.health:
-            units.append(Unit(name, "health", check.name, int(check.interval_s), threshold, check,
+            units.append(Unit(name, "health", check.name, _seconds(check.interval_s), threshold, check,
                               float(check.timeout_s) + DEADLINE_MARGIN_S))
         for check in env.smoke:
             steps = max(1, len(check.steps))
-            units.append(Unit(name, "smoke", check.name, int(check.interval_s), threshold, check,
+            units.append(Unit(name, "smoke", check.name, _seconds(check.interval_s), threshold, check,
                               float(check.timeout_s) * steps + DEADLINE_MARGIN_S))
         if env.database_url is not None or _problems(env, "database_url"):
             problem = _problems(env, "database_url") or _problems(env, "git")
             units.append(Unit(name, "drift", "drift", interval, threshold, env, DATABASE_DEADLINE_S, problem))
     return units
+
+
+def _seconds(value: Any) -> int:
+    """Intervals are whole seconds in the store's schedule; at least one."""
+    return max(1, int(round(float(value))))
 
 
 def _problems(env: Any, key: str) -> str | None:
@@ -407,11 +412,13 @@ def record(store: HistoryStore, results: Sequence[UnitResult], ids: dict[tuple[s
     return statuses, flips, changes
 
 
-def register(store: HistoryStore, units: Sequence[Unit]) -> dict[tuple[str, str, str], int]:
-    """Register the units' checks; their ids by (environment, kind, name)."""
+def register(store: HistoryStore, units: Sequence[Unit], *, retire_others: bool = False
+             ) -> dict[tuple[str, str, str], int]:
+    """Register the units' checks; their ids by (environment, kind, name). `retire_others`
+    unschedules the environments' checks that are no longer configured (the resident poller)."""
     ids: dict[tuple[str, str, str], int] = {}
     for env, specs in check_specs(units).items():
-        for (kind, name), tid in store.register_checks(env, specs).items():
+        for (kind, name), tid in store.register_checks(env, specs, retire_others=retire_others).items():
             ids[(env, kind, name)] = tid
     return ids
 
