@@ -31,7 +31,8 @@ from checks.monitor.round import Probes, Unit  # noqa: E402
 def scripted(states: dict[str, list[str]] | None = None, *, sleep: float = 0.0,
              on_run: Callable[[str, float, float], None] | None = None,
              detail: dict[str, dict[str, Any]] | None = None,
-             commit: str | None = "cbf49b4", seen_commits: list[str | None] | None = None) -> Probes:
+             commit: str | None = "cbf49b4", seen_commits: list[str | None] | None = None,
+             sleeps: dict[str, float] | None = None) -> Probes:
     """Probes whose results follow `states[name]` (cycling; default ok), after `sleep` s."""
     counters: dict[str, itertools.count] = {}
 
@@ -47,8 +48,9 @@ def scripted(states: dict[str, list[str]] | None = None, *, sleep: float = 0.0,
 
     async def health(client: Any, check: Any) -> CheckResult:
         started = time.time()
-        if sleep:
-            await asyncio.sleep(sleep)
+        pause = (sleeps or {}).get(check.name, sleep)
+        if pause:
+            await asyncio.sleep(pause)
         if on_run:
             on_run(check.name, started, time.time())
         return result("health", check.name, next_state(check.name), started, status_code=200)

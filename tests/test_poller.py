@@ -160,6 +160,26 @@ def test_the_poller_runs_due_checks_records_them_and_notifies_changes(tmp_path):
     assert sent == []  # first results are not news
 
 
+@pytest.mark.timeout(60)
+def test_a_slow_check_does_not_hold_up_the_checks_due_meanwhile(tmp_path):
+    runs: list[tuple[str, float]] = []
+    units = [Unit("production", "health", "slow", 60, 1, SimpleNamespace(name="slow"), 30),
+             Unit("production", "health", "fast", 1, 1, SimpleNamespace(name="fast"), 30)]
+    probes = scripted(sleeps={"slow": 3.0}, on_run=lambda name, start, end: runs.append((name, end)))
+
+    async def main():
+        poller = Poller(units, store_url=str(tmp_path / "h.sqlite3"), probes=probes, log=open(os.devnull, "w"))
+        task = asyncio.create_task(poller.run())
+        while not any(name == "slow" for name, _ in runs):
+            await asyncio.sleep(0.05)
+        poller.stop()
+        await task
+
+    asyncio.run(main())
+    slow_done = next(end for name, end in runs if name == "slow")
+    assert sum(1 for name, end in runs if name == "fast" and end < slow_done) >= 2
+
+
 class WebhookServer:
     """A local webhook that answers with the scripted statuses, then 200."""
 

@@ -98,6 +98,7 @@ class Poller:
         self._retry_first_s, self._retry_max_s = store_retry_s
         self._retry_s = self._retry_first_s
         self._local_due: dict[tuple[str, str, str], datetime] = {}
+        self._running: set[tuple[str, str, str]] = set()
         self._next_maintenance = 0.0
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
@@ -115,30 +116,58 @@ class Poller:
         return self.store is not None
 
     async def run(self, *, rounds: int | None = None) -> None:
-        """Poll until `stop()` (or for `rounds` rounds that ran something, for tests)."""
+        """Poll until `stop()` (or for `rounds` batches that ran something, for tests).
+
+        Each batch of due checks runs as its own task and each check's results are recorded as
+        soon as that check is done, so a slow database check never delays the endpoints due
+        meanwhile; a check still running when it falls due again is skipped that time.
+        """
         self._stop = asyncio.Event()
         if self._stop_requested:
             self._stop.set()
         loop = asyncio.get_running_loop()
+        tasks: set[asyncio.Task[None]] = set()
+        await self.runner.start()
         try:
             while not self._stop.is_set():
                 await self._connect(loop.time())
-                units = await self._due()
+                units = [u for u in await self._due() if u.key not in self._running]
                 if units:
-                    results = await self.runner.run(units)
-                    await self._settle(results)
-                    self.rounds += 1
-                    if rounds is not None and self.rounds >= rounds:
-                        break
+                    self._running.update(u.key for u in units)
+                    task = loop.create_task(self._batch(units))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
                 await self._maintain(loop.time())
-                if not units:
-                    await self._sleep()
+                if rounds is not None and self.rounds >= rounds:
+                    break
+                await self._sleep(tasks, busy=bool(units))
         finally:
+            if tasks:  # the round in flight finishes, and is recorded
+                await asyncio.gather(*tasks, return_exceptions=True)
+            await self.runner.close()
             if self.store is not None:
                 await asyncio.to_thread(self.store.close)
                 self.store = None
             if self.notifier is not None:
                 await self.notifier.drain()
+
+    async def _batch(self, units: list[Unit]) -> None:
+        """Run one batch: an environment's deployment and database in order, the rest at once,
+        each recorded when it is done."""
+        groups: dict[Any, list[Unit]] = {}
+        for unit in units:
+            key = ("db", unit.environment) if unit.kind in ("deployment", "drift") else unit.key
+            groups.setdefault(key, []).append(unit)
+
+        async def one(group: list[Unit]) -> None:
+            try:
+                results = await self.runner.run(group)
+                await self._settle(results)
+            finally:
+                self._running.difference_update(u.key for u in group)
+
+        await asyncio.gather(*(one(g) for g in groups.values()))
+        self.rounds += 1
 
     # -- the store, or memory when it is down ------------------------------------------------
 
@@ -257,11 +286,12 @@ class Poller:
         except Exception as exc:  # noqa: BLE001
             self._store_down(exc, now)
 
-    async def _sleep(self) -> None:
+    async def _sleep(self, tasks: set[asyncio.Task[None]], *, busy: bool) -> None:
+        """Until the next check is due, a batch finishes, or stop(); at most MAX_SLEEP_S."""
         assert self._stop is not None
-        wait = MAX_SLEEP_S
+        wait = 0.0 if busy else MAX_SLEEP_S
         now = utcnow()
-        if self.store is not None:
+        if not busy and self.store is not None:
             try:
                 due = await asyncio.to_thread(self.store.next_due, self.environments)
             except Exception as exc:  # noqa: BLE001
@@ -269,14 +299,15 @@ class Poller:
                 due = None
             if due is not None:
                 wait = (due - now).total_seconds()
-        elif self._local_due:
+        elif not busy and self._local_due:
             wait = (min(self._local_due.values()) - now).total_seconds()
             wait = min(wait, max(0.05, self._retry_at - asyncio.get_running_loop().time()))
         wait = min(max(wait, 0.05), MAX_SLEEP_S)
+        stopped = asyncio.ensure_future(self._stop.wait())
         try:
-            await asyncio.wait_for(self._stop.wait(), timeout=wait)
-        except asyncio.TimeoutError:
-            pass
+            await asyncio.wait({stopped, *tasks}, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
 
     def _say(self, line: str) -> None:
         stamp = utcnow().strftime("%Y-%m-%dT%H:%M:%SZ")

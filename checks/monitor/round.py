@@ -219,11 +219,27 @@ class Runner:
         self.concurrency = max(1, concurrency)
         self.commits: dict[str, str | None] = {}
         self.no_commit: dict[str, str] = {}  # why an environment's deployed commit is unknown
+        self._client: Any = None
+        self._gate: asyncio.Semaphore | None = None
+
+    async def start(self) -> None:
+        """Keep one HTTP client and one concurrency bound for every `run` until `close` (the
+        resident poller: connections are reused from one check to the next)."""
+        if self._client is None:
+            self._client = self.probes.client(self.concurrency)
+            self._gate = asyncio.Semaphore(self.concurrency)
+
+    async def close(self) -> None:
+        client, self._client, self._gate = self._client, None, None
+        if client is not None and hasattr(client, "aclose"):
+            with contextlib.suppress(Exception):
+                await client.aclose()
 
     async def run(self, units: Sequence[Unit]) -> list[UnitResult]:
         """Run `units` once; an environment's deployment before its database. Never raises."""
-        client = self.probes.client(self.concurrency)
-        gate = asyncio.Semaphore(self.concurrency)
+        shared = self._client is not None
+        client = self._client if shared else self.probes.client(self.concurrency)
+        gate = self._gate if shared and self._gate is not None else asyncio.Semaphore(self.concurrency)
         try:
             by_env: dict[str, list[Unit]] = {}
             for unit in units:
@@ -237,9 +253,10 @@ class Runner:
                 jobs.extend(self._one(client, gate, u) for u in rest)
             done = await asyncio.gather(*jobs)
         finally:
-            with contextlib.suppress(Exception):
-                if client is not None and hasattr(client, "aclose"):
-                    await client.aclose()
+            if not shared:
+                with contextlib.suppress(Exception):
+                    if client is not None and hasattr(client, "aclose"):
+                        await client.aclose()
         out: list[UnitResult] = []
         for item in done:
             out.extend(item if isinstance(item, list) else [item])
