@@ -152,13 +152,16 @@ def one_line(text: str) -> str:
     return (lines[-1] if lines else "")[:200]
 
 
-def compare(app: App, server_url_for, oracle: Path, python: str, details: Path | None, admin) -> Row:
+def compare(app: App, server_url_for, oracle: Path, python: str, details: Path | None, admin,
+            init_sql: str | None = None) -> Row:
     row = Row(app)
     row.total = sum(1 for p in app.migrations.iterdir() if p.is_dir())
     live_db, shadow_db = f"cmp_{_ident(app.name)}", f"cmp_{_ident(app.name)}_shadow"
     for db in (live_db, shadow_db):
         admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         admin(f'CREATE DATABASE "{db}" TEMPLATE template0')
+        if init_sql:  # what the app's platform provides before any migration (Prisma's shadowDbInitScript)
+            admin(init_sql, db)
     live, shadow = server_url_for(live_db), server_url_for(shadow_db)
     node = ["node", str(oracle / "oracle.mjs")]
 
@@ -273,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pg", choices=("system", "pgserver"), default="system")
     ap.add_argument("--oracle", type=Path, default=Path(os.environ.get("PRISMA_ORACLE_DIR", "")))
     ap.add_argument("--details", type=Path, help="write each tool's raw output under this folder")
+    ap.add_argument("--init-sql", type=Path, help="SQL run in each fresh database first: what the app's platform "
+                                                  "provides (e.g. Supabase's extensions schema), like Prisma's "
+                                                  "shadowDbInitScript")
     args = ap.parse_args(argv)
     if not (args.oracle / "oracle.mjs").exists():
         print("compare_apps: pass --oracle DIR or set PRISMA_ORACLE_DIR", file=sys.stderr)
@@ -282,15 +288,16 @@ def main(argv: list[str] | None = None) -> int:
     server = start(args.pg, datadir)
     import psycopg
 
-    def admin(statement: str) -> None:
-        with psycopg.connect(server.url, autocommit=True) as conn:
+    def admin(statement: str, database: str = "postgres") -> None:
+        with psycopg.connect(server.url_for(database), autocommit=True) as conn:
             conn.execute(statement)
 
     rows = []
     try:
         for app in apps:
             print(f"… {app.name}: {app.schema} / {app.migrations}", file=sys.stderr, flush=True)
-            rows.append(compare(app, server.url_for, args.oracle.resolve(), sys.executable, args.details, admin))
+            rows.append(compare(app, server.url_for, args.oracle.resolve(), sys.executable, args.details, admin,
+                                args.init_sql.read_text() if args.init_sql else None))
     finally:
         server.stop()
         shutil.rmtree(datadir, ignore_errors=True)
