@@ -294,3 +294,10 @@ def test_check_says_no_migration_creates_the_missing_table_only_when_none_does(t
          "--migrations", str(folder)], out, io.StringIO())
     assert json.loads(out.getvalue())["migrations"]["next_steps"] == [
         "no migration creates table avatar_projects: create one with `prisma migrate dev`"]
+
+
+def test_a_shadow_url_with_prismas_schema_parameter_replays_there_and_drops_that_schema_after(empty_db):
+    result = migrate_diff(SAMPLE_MIGRATIONS, SAMPLE_SCHEMA, shadow_url=empty_db + "&schema=app"
+                          if "?" in empty_db else empty_db + "?schema=app")
+    assert result.exit_code() == 0 and result.replayed == 2
+    assert user_objects(empty_db) == []
