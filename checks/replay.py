@@ -19,9 +19,12 @@ that only the first run pays for initdb, the database is dropped and the server 
 afterwards. A `--shadow-database-url` must point at an empty database (no schema object
 besides an empty schema and extensions); everything the replay created there is dropped.
 
-Extensions: the embedded server has only plpgsql and vector. A migration that creates any
-other extension fails before anything runs, naming the migration and the extension, so the
-user can pass a shadow database on a server that has it.
+Extensions: the embedded server has only plpgsql and vector, and real histories often create
+pg_trgm, citext, pgcrypto or uuid-ossp. When a migration needs one the embedded server lacks
+and the system's PostgreSQL (found through `pg_ctl`, with its contrib package) has them all,
+the replay runs on a throwaway cluster of the system's instead (slower to start: initdb).
+Otherwise it stops before anything runs, naming the migration and the extension, so the user
+can pass a shadow database on a server that has it.
 """
 from __future__ import annotations
 
@@ -138,7 +141,7 @@ def migrate_diff(
             timings.append((name, detail.seconds))
         notify(event, name, detail)
 
-    with scratch_database(shadow_url) as (url, label):
+    with scratch_database(shadow_url, [name for _, name in needs]) as (url, label):
         _refuse_missing_extensions(url, label, needs)
         failed = None
         t1 = time.monotonic()
@@ -226,20 +229,30 @@ def _objects_sql() -> str:
 
 
 @contextmanager
-def scratch_database(shadow_url: str | None = None) -> Iterator[tuple[str, str]]:
+def scratch_database(shadow_url: str | None = None, extensions: Iterable[str] = ()) -> Iterator[tuple[str, str]]:
     """Yield (url, label) of an empty database, and leave nothing of it behind.
 
     Without `shadow_url`: a new database on the embedded PostgreSQL, dropped afterwards
-    (and the server stopped, unless another process still uses it). With it: the database
+    (and the server stopped, unless another process still uses it) — or, when the embedded
+    server lacks one of `extensions` and the system's PostgreSQL (`pg_ctl`) has them all, a
+    throwaway cluster of the system's, removed afterwards. With `shadow_url`: the database
     must be empty (UsageError naming what it holds); the schema of its `?schema=` is created
     when missing, and whatever the replay created is dropped when done.
     """
-    if shadow_url is None:
-        with _embedded_database() as found:
-            yield found
-    else:
+    if shadow_url is not None:
         with _shadow_database(shadow_url) as found:
             yield found
+        return
+    needed = set(extensions)
+    pg_ctl = None
+    if needed - _control_files(_pgserver_sharedir()):
+        from .localpg import find_pg_ctl
+
+        pg_ctl = find_pg_ctl()
+        if pg_ctl is not None and needed - _control_files(_system_sharedir(pg_ctl)):
+            pg_ctl = None  # it lacks some too: the embedded server, and the error names what is missing
+    with (_system_database(pg_ctl) if pg_ctl else _embedded_database()) as found:
+        yield found
 
 
 def _embedded_datadir() -> Path:
@@ -247,11 +260,37 @@ def _embedded_datadir() -> Path:
     return Path(base) / "driftwatch" / "replay-pg"
 
 
+def _control_files(sharedir: Path | None) -> set[str]:
+    """The extensions a PostgreSQL installation has, from its `share/extension/*.control` files."""
+    if sharedir is None:
+        return set()
+    return {p.stem for p in (sharedir / "extension").glob("*.control")}
+
+
+def _pgserver_sharedir() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("pgserver")
+    if spec is None or spec.origin is None:
+        return None
+    found = sorted(Path(spec.origin).parent.glob("pginstall/share/postgresql"))
+    return found[0] if found else None
+
+
+def _system_sharedir(pg_ctl: str) -> Path | None:
+    import subprocess
+
+    pg_config = Path(os.path.realpath(pg_ctl)).parent / "pg_config"
+    try:
+        out = subprocess.run([str(pg_config), "--sharedir"], capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return Path(out.stdout.strip())
+
+
 @contextmanager
 def _embedded_database() -> Iterator[tuple[str, str]]:
     import subprocess
-
-    from psycopg import sql
 
     from .localpg import start_pgserver
 
@@ -262,19 +301,46 @@ def _embedded_database() -> Iterator[tuple[str, str]]:
             server = start_pgserver(datadir)
     except (OSError, subprocess.SubprocessError) as exc:
         raise DatabaseError(f"could not start the embedded PostgreSQL in {datadir}: {exc}") from None
-    name = f"driftwatch_replay_{uuid.uuid4().hex[:12]}"
     try:
-        with connect(server.url, autocommit=True) as admin:
-            version = admin.info.server_version // 10000
-            admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(
-                sql.Identifier(name)))
-        try:
-            yield server.url_for(name), f"{EMBEDDED} {version}"
-        finally:
-            with connect(server.url, autocommit=True) as admin:
-                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        with _fresh_database(server.url, server.url_for, EMBEDDED) as found:
+            yield found
     finally:
         server.stop()
+
+
+@contextmanager
+def _system_database(pg_ctl: str) -> Iterator[tuple[str, str]]:
+    """A throwaway cluster of the system's PostgreSQL: for extensions the embedded one lacks."""
+    import shutil
+    import tempfile
+
+    from .localpg import start_system
+
+    datadir = Path(tempfile.mkdtemp(prefix="driftwatch-replay-"))
+    try:
+        server = start_system(datadir, pg_ctl)
+        try:
+            with _fresh_database(server.url, server.url_for, "local PostgreSQL") as found:
+                yield found
+        finally:
+            server.stop()
+    finally:
+        shutil.rmtree(datadir, ignore_errors=True)
+
+
+@contextmanager
+def _fresh_database(admin_url: str, url_for: Callable[[str], str], kind: str) -> Iterator[tuple[str, str]]:
+    from psycopg import sql
+
+    name = f"driftwatch_replay_{uuid.uuid4().hex[:12]}"
+    with connect(admin_url, autocommit=True) as admin:
+        version = admin.info.server_version // 10000
+        admin.execute(sql.SQL("CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'").format(sql.Identifier(name)))
+    try:
+        yield url_for(name), f"{kind} {version}"
+    finally:
+        with connect(admin_url, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ import psycopg
 import pytest
 
 from checks.cli import run
+from checks.localpg import find_pg_ctl
 from checks.migrations import read_migrations_dir
 from checks.replay import (
     advice,
@@ -141,12 +142,20 @@ def test_only_the_first_migration_leaves_avatar_projects_missing_and_says_no_mig
     assert "no migration creates table avatar_projects" in text
 
 
-def test_a_migration_needing_an_extension_the_embedded_server_lacks_is_one_line_naming_both(tmp_path):
-    folder = write_migrations(tmp_path, 'CREATE EXTENSION IF NOT EXISTS "pg_trgm";\n', NOTES_INIT)
+def test_a_migration_needing_an_extension_no_server_has_is_one_line_naming_both(tmp_path):
+    folder = write_migrations(tmp_path, NOTES_INIT, 'CREATE EXTENSION IF NOT EXISTS "driftwatch_nowhere";\n')
     code, out, err = diff_cli("--migrations", str(folder), "--schema", str(write_schema(tmp_path)))
     assert code == 1 and out == ""
     assert err.count("\n") == 1
-    assert "20250101000000_step0" in err and "'pg_trgm'" in err and "--shadow-database-url" in err
+    assert "20250101000001_step1" in err and "'driftwatch_nowhere'" in err and "--shadow-database-url" in err
+
+
+@pytest.mark.skipif(find_pg_ctl() is None, reason="no system PostgreSQL (pg_ctl) to fall back on")
+def test_an_extension_the_embedded_server_lacks_is_replayed_on_the_systems_postgresql(tmp_path):
+    folder = write_migrations(tmp_path, 'CREATE EXTENSION IF NOT EXISTS "pg_trgm";\n' + NOTES_INIT, NOTES_INDEX)
+    code, out, err = diff_cli("--migrations", str(folder), "--schema", str(write_schema(tmp_path)))
+    assert code == 0, err
+    assert "into local PostgreSQL" in out
 
 
 # ---------------------------------------------------------------------------------------------
