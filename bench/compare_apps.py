@@ -243,19 +243,25 @@ def yes_no(value: bool | None, error: str | None = None) -> str:
 
 
 def print_table(rows: list[Row]) -> None:
+    """The agreement table. "Only Prisma" are objects Prisma's drift changes that no Driftwatch
+    finding names; "only Driftwatch" are objects of warning or critical findings (the ones that
+    fail `check`) Prisma leaves alone; the last column holds what Prisma changes but Driftwatch
+    reports as info only (so `check` passes on it)."""
     print("| application | migrations (replayed: Prisma / Driftwatch) | Prisma in sync? | `check` in sync? "
-          "| `migrate diff` in sync? | only Prisma names | only Driftwatch names | Driftwatch info only |")
+          "| `migrate diff` in sync? | only Prisma names | only Driftwatch names | Prisma changes, Driftwatch info |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        only_prisma = sorted(r.prisma_objects - r.check_objects)
+        named = r.check_objects | r.check_info
+        only_prisma = sorted(r.prisma_objects - named)
         only_dw = sorted(r.check_objects - r.prisma_objects)
+        as_info = sorted(r.prisma_objects & (r.check_info - r.check_objects))
         cell = lambda items: ", ".join(items[:8]) + (f" (+{len(items) - 8})" if len(items) > 8 else "") or "—"  # noqa: E731
         replayed = f"{r.total} ({r.prisma_replayed} / {r.diff_replayed})"
         diff = yes_no(r.diff_in_sync, r.diff_error)
         if r.diff_failed:
             diff = f"failed at {r.diff_failed.split(':')[0]}"
         print(f"| {r.app.name} | {replayed} | {yes_no(r.prisma_in_sync)} | {yes_no(r.check_in_sync, r.check_error)} "
-              f"| {diff} | {cell(only_prisma)} | {cell(only_dw)} | {cell(sorted(r.check_info))} |")
+              f"| {diff} | {cell(only_prisma)} | {cell(only_dw)} | {cell(as_info)} |")
     for r in rows:
         notes = [f"Prisma: {r.prisma_error}" if r.prisma_error else "",
                  f"check: {r.check_error}" if r.check_error else "",
