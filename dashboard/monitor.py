@@ -230,20 +230,24 @@ def state_of(shown: list[Shown]) -> str:
 # -- the probes ------------------------------------------------------------------------------
 
 def probe(env: Any) -> list[CheckResult]:
-    """Every check of one environment, each as a CheckResult; never raises."""
-    if env.error and env.config is None:
-        return [CheckResult("drift", "drift", "error", f"could not run: {env.error}"),
-                CheckResult("migrations", "migrations", "error", f"could not run: {env.error}")]
-    config = env.config
-    results: list[CheckResult] = []
-    deployment = None
-    if config is not None and config.coolify is not None:
-        deployment = _deployment(config)
-        results.append(deployment)
-    if config is not None and config.http_checks():
-        results.extend(_http(config))
-    results.extend(database(env, deployment))
-    return results
+    """Every check of one environment, each as a CheckResult; never raises.
+
+    A configured environment runs as the poller runs it (checks.monitor.round: its probes,
+    each under its deadline, the deployment before the database so the drift reads the
+    deployed commit's schema); one without configuration gets the drift and migration checks.
+    """
+    if env.config is None:
+        if env.error:
+            return [CheckResult("drift", "drift", "error", f"could not run: {env.error}"),
+                    CheckResult("migrations", "migrations", "error", f"could not run: {env.error}")]
+        return database(env)
+    from types import SimpleNamespace
+
+    from checks.monitor.round import Runner, units_of
+
+    units = units_of(SimpleNamespace(environments={env.name: env.config}), [env.name])
+    done = asyncio.run(Runner(concurrency=16).run(units))
+    return [r for unit_result in done for r in unit_result.results]
 
 
 def database(env: Any, deployment: CheckResult | None = None) -> list[CheckResult]:
