@@ -74,6 +74,8 @@ class Monitor:
         self._ids: dict[str, dict[tuple[str, str], int]] = {}
         self.store_error: str | None = None
         self._since: dict[tuple[str, str, str], datetime | None] = {}
+        self._last_write: dict[str, datetime] = {}
+        self.following = False  # True once a resident poller's results were read instead of probing
         self._envs: dict[str, Any] = {}
         self._latest: dict[str, dict[tuple[str, str], CheckResult]] = {}
         self._history: dict[tuple[str, str, str], deque[CheckResult]] = {}
@@ -115,7 +117,8 @@ class Monitor:
             for env in envs:
                 if self._stop.is_set():
                     return
-                self.check_now(env)
+                if not self._follow_other_poller(env):
+                    self.check_now(env)
             self._wake.wait(self.interval_s)
             self._wake.clear()
 
@@ -172,11 +175,46 @@ class Monitor:
                 self._since[(env.name, r.kind, r.name)] = status.since
                 judged.append(r.with_state(status.state, status.reason) if status.state != r.state else r)
             store.update_incident(env.name)
+            self._last_write[env.name] = max(r.checked_at for r in results)
             self.store_error = None
             return judged
         except Exception as exc:  # noqa: BLE001
             self.store_error = f"history store unavailable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
             return results
+
+    def _follow_other_poller(self, env: Any) -> bool:
+        """When a resident poller (`driftwatch poll`) already keeps this environment fresh in
+        the store, read its results instead of probing again; True if it did."""
+        store = self._open_store()
+        if store is None:
+            return False
+        try:
+            states = store.latest(env.name)
+        except Exception:  # noqa: BLE001
+            return False
+        stamps = [c.checked_at for c in states if c.checked_at is not None]
+        if not stamps:
+            return False
+        newest = max(stamps)
+        interval = float(getattr(env.config, "interval_s", self.interval_s) or self.interval_s) if env.config else self.interval_s
+        mine = self._last_write.get(env.name)
+        if (mine is not None and newest <= mine) or (_now() - newest).total_seconds() > 2 * interval:
+            return False
+        with self._lock:
+            latest = self._latest.setdefault(env.name, {})
+            for c in states:
+                if c.checked_at is None or c.kind not in KIND_ORDER:
+                    continue
+                r = CheckResult(c.kind, c.name, c.state, c.reason or (None if c.state == "ok" else c.state),
+                                checked_at=c.checked_at, latency_ms=c.latency_ms, detail=c.detail or {})
+                old = latest.get((c.kind, c.name))
+                if old is None or old.checked_at != r.checked_at:
+                    latest[(c.kind, c.name)] = r
+                    self._history.setdefault((env.name, c.kind, c.name), deque(maxlen=HISTORY)).append(r)
+                self._since[(env.name, c.kind, c.name)] = c.since
+            self._rounds[env.name] = self._rounds.get(env.name, 0) + 1
+            self.following = True
+        return True
 
     def since(self, env_name: str, kind: str, name: str) -> datetime | None:
         """Since when the check has been in its current state (from the store)."""
