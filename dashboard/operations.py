@@ -126,3 +126,28 @@ def migrate_resolve(env: Any, actor: str, name: str, *, applied: bool) -> Outcom
     flag = "--applied" if applied else "--rolled-back"
     return _run(["migrate", "resolve", "--database-url", env.database_url, "--migrations", _migrations(env),
                  flag, name], env, actor, json_out=False)
+
+
+def runbooks(env: Any) -> tuple[list[Any], str | None]:
+    """The reviewed emergency SQL files beside the environment's schema, and why not if none."""
+    from checks.errors import DriftwatchError
+    from checks.runbooks import find_runbooks_dir, list_runbooks
+
+    try:
+        directory = find_runbooks_dir(data.setting("DRIFTWATCH_RUNBOOKS"), schema_paths(env)[0])
+        return list_runbooks(directory), None
+    except DriftwatchError as exc:
+        return [], data.one_line(exc)
+
+
+def run_runbook(env: Any, actor: str, name: str, *, apply: bool) -> Outcome:
+    """Rehearse (rolled back) or apply a runbook under the write guard, then the drift check."""
+    from checks.runbooks import find_runbooks_dir
+
+    schema = schema_paths(env)[0]
+    directory = find_runbooks_dir(data.setting("DRIFTWATCH_RUNBOOKS"), schema)
+    argv = ["runbook", "run", name, "--database-url", env.database_url, "--schema", schema,
+            "--runbooks", str(directory)]
+    if apply:
+        argv.append("--apply")
+    return _run(argv, env, actor, json_out=False)

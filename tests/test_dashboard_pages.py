@@ -294,3 +294,19 @@ def test_health_smoke_and_deployments_draw_their_history(incident_db, page):
         assert at.get("plotly_chart")
     else:
         assert "smoke create project" in shown or "create project" in shown
+
+
+def test_the_emergency_runbook_applies_but_shows_what_it_still_leaves_missing(incident_db):
+    at = app(incident_db, "actions", DRIFTWATCH_DEMO_OPERATOR="1")
+    at.radio(key="action_choice").set_value("runbook").run()
+    assert not at.exception
+    assert at.selectbox(key="runbook_name").value == "fix-avatar-projects-table"
+    button(at, "runbook_rehearse").click().run()
+    assert "Rehearsal clean" in text(at)
+    assert button(at, "runbook_apply").disabled
+    at.text_input(key="runbook_confirm").input("default").run()
+    button(at, "runbook_apply").click().run()
+    assert not at.exception, at.exception
+    shown = text(at)
+    assert "drift remains: the runbook did not cover everything" in shown
+    assert "projectId" in shown  # what the hand-written fix left out

@@ -23,9 +23,9 @@ if env.error or not env.database_url or not env.schema:
     st.stop()
 
 CHOICES = {"fix": "Fix the drift (Prisma's SQL)", "deploy": "Apply pending migrations (migrate deploy)",
-           "resolve": "Resolve a migration (migrate resolve)"}
+           "resolve": "Resolve a migration (migrate resolve)", "runbook": "Run a runbook (reviewed emergency SQL)"}
 if not env.migrations:
-    CHOICES = {"fix": CHOICES["fix"]}
+    CHOICES = {k: v for k, v in CHOICES.items() if k in ("fix", "runbook")}
 choice = st.radio("What to do", list(CHOICES), format_func=CHOICES.__getitem__, horizontal=True,
                   key="action_choice")
 state_key = f"action:{env.name}:{choice}"
@@ -143,6 +143,53 @@ elif choice == "deploy":
     if applied is not None:
         if applied.ok:
             st.success(f"Applied by {visitor.name}.", icon=":material/check_circle:")
+        else:
+            show_error(applied)
+        if applied.text.strip():
+            st.code(applied.text.strip(), language="text")
+        recheck()
+
+elif choice == "runbook":
+    books, why = operations.runbooks(env)
+    if not books:
+        st.info(f"No runbook found: {why or 'the runbooks folder is empty'}.")
+        st.stop()
+    st.subheader("1 · Preview and rehearse")
+    by_name = {b.name: b for b in books}
+    name = st.selectbox("Runbook", list(by_name), format_func=lambda n: f"{n} — {by_name[n].title}",
+                        key="runbook_name")
+    book = by_name[name]
+    st.caption(" · ".join(x for x in (f"when: {book.when}" if book.when else "",
+                                      f"author: {book.author}" if book.author else "") if x)
+               or "No `-- when:` or `-- author:` header.")
+    st.code(book.sql.strip(), language="sql", wrap_lines=True)
+    if flow.get("name") != name:
+        flow.clear()
+        flow["name"] = name
+    if st.button("Rehearse (rolled back)", disabled=bool(disabled), help=disabled, key="runbook_rehearse"):
+        with st.spinner("Rehearsing…"):
+            flow["rehearsal"] = operations.run_runbook(env, visitor.name or "operator", name, apply=False)
+            flow.pop("applied", None)
+    rehearsal = flow.get("rehearsal")
+    if rehearsal is not None:
+        (st.success if rehearsal.ok else st.warning)(
+            "Rehearsal clean: it ran and was rolled back." if rehearsal.ok else
+            (rehearsal.error or f"the rehearsal ended with exit code {rehearsal.exit}"))
+        if rehearsal.text.strip():
+            st.code(rehearsal.text.strip(), language="text")
+        st.subheader("2 · Apply")
+        confirmed = confirmation("the runbook", "runbook_confirm")
+        if st.button("Run the runbook", type="primary", disabled=bool(disabled) or not confirmed, help=disabled,
+                     key="runbook_apply"):
+            with st.spinner("Running under Prisma's migration lock…"):
+                flow["applied"] = operations.run_runbook(env, visitor.name or "operator", name, apply=True)
+    applied = flow.get("applied")
+    if applied is not None:
+        if applied.exit == 0:
+            st.success(f"Applied by {visitor.name}; the database is in sync.")
+        elif applied.exit == 2:
+            st.warning(f"Applied by {visitor.name}, but drift remains: the runbook did not cover everything "
+                       "(the fix plans the rest).")
         else:
             show_error(applied)
         if applied.text.strip():
