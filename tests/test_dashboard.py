@@ -135,3 +135,15 @@ def test_the_healthy_demo_wins_over_database_url_and_is_in_sync(demo_state):
     assert not at.exception
     assert "Demo database: the sample app with every migration applied" in at.info[0].value
     assert at.success[0].value.startswith("In sync")
+
+
+def test_findings_can_be_filtered_and_show_expected_and_actual(incident_db):
+    at = run_app(DATABASE_URL=incident_db, DRIFTWATCH_SCHEMA=SCHEMA)
+    table = at.dataframe[0].value
+    assert {"expected", "actual"} <= set(table.columns)
+    at.text_input(key="drift_filter").input("avatars").run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["table"]) == {"avatars"}
+    at.text_input(key="drift_filter").input("").run()
+    at.pills(key="drift_severity").set_value(["warning"]).run()
+    assert set(at.dataframe[0].value["severity"]) == {"warning"}
