@@ -319,12 +319,27 @@ def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> N
                    fix=ddl.drop_index(want, extra)))
 
 
+def _fk_shape(fk: ForeignKey) -> tuple[object, ...]:
+    return (fk.columns, fk.referenced_schema, fk.referenced_table, fk.referenced_columns, fk.on_delete, fk.on_update)
+
+
 def _diff_foreign_keys(want: Table, have: Table, add: Callable[[Finding], None]) -> None:
     live = {f.name: f for f in have.foreign_keys}
     wanted = {f.name for f in want.foreign_keys}
+    extras = [f for f in have.foreign_keys if f.name not in wanted]
     for fk in want.foreign_keys:
         got = live.get(fk.name)
-        if got is None:
+        renamed = None if got is not None else next((e for e in extras if _fk_shape(e) == _fk_shape(fk)), None)
+        if renamed is not None:
+            # Same definition, another name (a migration named it after the field, the schema's
+            # @map changed Prisma's name): every write behaves the same, and Prisma itself
+            # only renames it. Dropping and re-adding would re-check every row under a lock.
+            extras.remove(renamed)
+            add(_f("foreign_key", INFO, want.schema, want.name, name=fk.name, model=want.model,
+                   field=_fields(want, fk.columns), expected=fk.name, actual=renamed.name,
+                   message=f"foreign key {renamed.name} on {want.name} should be named {fk.name}",
+                   fix=ddl.rename_foreign_key(want, renamed.name, fk.name)))
+        elif got is None:
             _missing_fk(want, fk, add)
         elif got != fk:
             add(_f("foreign_key", WARNING, want.schema, want.name, name=fk.name, model=want.model,
@@ -332,10 +347,9 @@ def _diff_foreign_keys(want: Table, have: Table, add: Callable[[Finding], None])
                    message=f"foreign key {fk.name} on {want.name} is {_describe_fk(got)}, "
                            f"the schema expects {_describe_fk(fk)}",
                    fix=ddl.drop_foreign_key(want, got) + "\n\n" + ddl.add_foreign_key(want, fk)))
-    for extra in have.foreign_keys:
-        if extra.name not in wanted:
-            add(_f("extra_foreign_key", WARNING, want.schema, want.name, name=extra.name, model=want.model,
-                   actual=_describe_fk(extra),
-                   message=f"foreign key {extra.name} on {want.name} is not in the schema: "
-                           f"it can block writes and deletes Prisma expects to succeed",
-                   fix=ddl.drop_foreign_key(want, extra)))
+    for extra in extras:
+        add(_f("extra_foreign_key", WARNING, want.schema, want.name, name=extra.name, model=want.model,
+               actual=_describe_fk(extra),
+               message=f"foreign key {extra.name} on {want.name} is not in the schema: "
+                       f"it can block writes and deletes Prisma expects to succeed",
+               fix=ddl.drop_foreign_key(want, extra)))

@@ -349,6 +349,7 @@ _OPS: list[tuple[str, re.Pattern[str]]] = [
         ("add_primary_key", rf"ALTER\s+TABLE\s+{_QNAME}\s+ADD\s+CONSTRAINT\s+{_IDENT}\s+PRIMARY\s+KEY\b"),
         ("add_foreign_key", rf"ALTER\s+TABLE\s+{_QNAME}\s+ADD\s+CONSTRAINT\s+{_IDENT}\s+FOREIGN\s+KEY\b"),
         ("drop_constraint", rf"ALTER\s+TABLE\s+{_QNAME}\s+DROP\s+CONSTRAINT\b"),
+        ("rename_constraint", rf"ALTER\s+TABLE\s+{_QNAME}\s+RENAME\s+CONSTRAINT\b"),
         ("create_unique_index", r"CREATE\s+UNIQUE\s+INDEX\b"),
         ("create_index", r"CREATE\s+INDEX\b"),
         ("drop_index", r"DROP\s+INDEX\b"),
@@ -391,6 +392,7 @@ _PHASE_OF_OP = {
     "create_index": "indexes",
     "create_unique_index": "indexes",
     "rename_index": "indexes",
+    "rename_constraint": "foreign_keys",
     "drop_index": "drop_indexes",
 }
 
