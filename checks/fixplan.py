@@ -23,6 +23,11 @@ fix is never a second opinion on what Prisma wants. `plan_fixes`:
   a unique index, primary key or foreign key the rows violate. The rows are asked through a
   `DataProbe` (`LiveData` on a connection: bounded, read-only counts); without one, what
   depends on the rows is destructive with the reason that it could not be checked;
+* changes a type PostgreSQL cannot cast by itself (text → boolean) with the finding's
+  ``USING`` conversion when every live value converts (`DataProbe.converts`), else with
+  Prisma's drop-and-add of the column, destructive, saying how many rows lose a value;
+* keeps what the schema cannot express (partial, expression, INCLUDE indexes: findings
+  without a fix) unless the caller names an index in ``drop_indexes``;
 * keeps the statements of one fix together (``unit``): when one of them is destructive
   (dropping an index before re-creating it differently), the others are marked destructive
   too, so that a plan without ``--allow-destructive`` never runs half a replacement.
