@@ -139,6 +139,11 @@ def test_fix_drop_index_names_an_index_on_the_command_line(make_db, tmp_path, mo
     assert run(argv, out, err) == 0, err.getvalue()
     assert json.loads(out.getvalue())["statements"] == []
     out = io.StringIO()
+    assert run(argv[:-2], out, err) == 0, err.getvalue()
+    assert ("Kept (not expressible in the Prisma schema; --drop-index NAME drops one): extra_index "
+            "User_email_live_key on User, extra_index User_email_lower_key on User") in out.getvalue()
+    assert "No automatic fix" not in out.getvalue()
+    out = io.StringIO()
     code = run(argv + ["--drop-index", "User_email_live_key", "--apply", "--allow-destructive"], out, err)
     assert code == 0, err.getvalue()
     with psycopg.connect(url) as conn:
