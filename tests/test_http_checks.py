@@ -308,3 +308,20 @@ def test_one_bad_endpoint_does_not_hold_the_others(server: Server) -> None:
               health(server.url("/ok")).model_copy(update={"name": "ok"})]
     results = asyncio.run(run_http_checks(checks, concurrency=2))
     assert [(r.name, r.state) for r in results] == [("hang", "failing"), ("trickle", "failing"), ("ok", "ok")]
+
+
+def test_a_resident_checker_keeps_its_connections_between_rounds() -> None:
+    from checks.monitor.http_checks import HttpChecker
+
+    s = start()
+    try:
+        checks = [health(s.url(f"/ok?i={i}")).model_copy(update={"name": f"h{i}"}) for i in range(12)]
+
+        async def two_rounds() -> list[list[CheckResult]]:
+            async with HttpChecker(concurrency=3) as checker:
+                return [await checker.run(checks), await checker.run(checks)]
+        first, second = asyncio.run(two_rounds())
+        assert all(r.state == "ok" for r in first + second)
+        assert len(s.state.connections) <= 3  # 24 requests, the second round on the first's connections
+    finally:
+        s.stop()

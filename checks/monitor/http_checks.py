@@ -18,15 +18,18 @@ parameters and JSON keys.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import importlib.util
 import json
 import re
 import socket
 import ssl
+import sys
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 from urllib.parse import quote, urlsplit
 
 import httpx
@@ -35,10 +38,20 @@ from ..config import HealthCheck, SmokeCheck, SmokeStep, mask_url
 from .conditions import Condition, Observation, _walk, _MISSING
 from .results import CheckResult, utcnow
 
+# httpcore asks `import sniffio` on every lock it creates (several per request); when sniffio
+# is not installed, each failed import scans sys.path again (~1 ms, measured: the largest cost
+# of a request). A None entry makes that import fail at once, exactly as it would anyway.
+if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
+    sys.modules["sniffio"] = None  # type: ignore[assignment]
+
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 EXCERPT_CHARS = 300
 DEFAULT_CONCURRENCY = 64
+# httpcore's pool scans every (waiting request × connection) pair whenever a request starts or
+# ends, so one pool of 64 costs ~64× what 8 pools of 8 do (measured: 1,000 checks took 40 s
+# in one pool). A round therefore spreads its checks over pools of at most this many.
+POOL_SIZE = 8
 USER_AGENT = "driftwatch-monitor"
 
 _TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -57,8 +70,21 @@ class Exchange:
 
 # --- the public probes ------------------------------------------------------------------
 
+_TLS_CONTEXTS: dict[bool, ssl.SSLContext] = {}
+
+
+def tls_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per mode for the whole process: loading the CA bundle costs ~0.2 s
+    (measured), too much to pay for every client of every round."""
+    if verify not in _TLS_CONTEXTS:
+        _TLS_CONTEXTS[verify] = httpx.create_ssl_context(verify=verify)
+    return _TLS_CONTEXTS[verify]
+
+
 def make_client(*, concurrency: int = DEFAULT_CONCURRENCY, verify: bool | ssl.SSLContext = True) -> httpx.AsyncClient:
-    """The client a round shares: a pool as large as the concurrency, redirects by hand."""
+    """A client for checks: a pool as large as `concurrency`, redirects followed by hand."""
+    if isinstance(verify, bool):
+        verify = tls_context(verify)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency,
                           keepalive_expiry=30)
     return httpx.AsyncClient(limits=limits, follow_redirects=False, verify=verify, trust_env=False,
@@ -136,32 +162,86 @@ async def run_http_checks(checks: Iterable[HealthCheck | SmokeCheck], *, concurr
                           run_id: str | None = None) -> list[CheckResult]:
     """Run health and smoke checks at most `concurrency` at a time; results in input order.
 
-    One client per TLS-verification mode, shared by every check of the round.
+    One round with clients of its own; a resident poller keeps an `HttpChecker` instead, so
+    kept-alive connections outlive the round.
     """
-    checks = list(checks)
-    if not checks:
-        return []
-    run_id = run_id or uuid.uuid4().hex[:8]
-    gate = asyncio.Semaphore(max(1, concurrency))
-    clients: dict[bool, httpx.AsyncClient] = {}
+    async with HttpChecker(concurrency=concurrency) as checker:
+        return await checker.run(checks, run_id=run_id)
 
-    def client_for(verify: bool) -> httpx.AsyncClient:
-        if verify not in clients:
-            clients[verify] = make_client(concurrency=concurrency, verify=verify)
-        return clients[verify]
 
-    async def one(check: HealthCheck | SmokeCheck) -> CheckResult:
-        async with gate:
-            client = client_for(check.verify_tls)
-            if isinstance(check, SmokeCheck):
-                return await run_smoke(client, check, run_id=run_id)
-            return await run_health(client, check)
+class HttpChecker:
+    """Clients and a concurrency bound shared by every round that uses it.
 
-    try:
-        return list(await asyncio.gather(*(one(c) for c in checks)))
-    finally:
-        for client in clients.values():
+        async with HttpChecker(concurrency=64) as checker:
+            results = await checker.run(env.http_checks())
+    """
+
+    def __init__(self, *, concurrency: int = DEFAULT_CONCURRENCY) -> None:
+        self.concurrency = max(1, concurrency)
+        self._gate = asyncio.Semaphore(self.concurrency)
+        self._pools: dict[bool, _Pools] = {}
+
+    async def __aenter__(self) -> HttpChecker:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def run(self, checks: Iterable[HealthCheck | SmokeCheck], *, run_id: str | None = None) -> list[CheckResult]:
+        run_id = run_id or uuid.uuid4().hex[:8]
+        return list(await asyncio.gather(*(self.run_one(c, run_id=run_id) for c in checks)))
+
+    async def run_one(self, check: HealthCheck | SmokeCheck, *, run_id: str | None = None) -> CheckResult:
+        async with self._gate:
+            pools = self._pools.get(check.verify_tls)
+            if pools is None:
+                pools = self._pools[check.verify_tls] = _Pools(self.concurrency, check.verify_tls)
+            with pools.lease(urlsplit(_first_url(check)).netloc) as client:
+                if isinstance(check, SmokeCheck):
+                    return await run_smoke(client, check, run_id=run_id or uuid.uuid4().hex[:8])
+                return await run_health(client, check)
+
+    async def aclose(self) -> None:
+        pools, self._pools = self._pools, {}
+        for group in pools.values():
+            await group.aclose()
+
+
+class _Pools:
+    """`concurrency` connections as several small httpx clients (see POOL_SIZE).
+
+    A check leases the client that last served its host when that one has room (so its
+    kept-alive connection is reused), else the least busy. The round's semaphore keeps the
+    checks in flight at most `concurrency` = the pools' total room, so a lease never waits.
+    """
+
+    def __init__(self, concurrency: int, verify: bool) -> None:
+        count = -(-concurrency // POOL_SIZE)
+        size = -(-concurrency // count)
+        self.size = size
+        self.clients = [make_client(concurrency=size, verify=verify) for _ in range(count)]
+        self.busy = [0] * count
+        self.host_pool: dict[str, int] = {}
+
+    @contextlib.contextmanager
+    def lease(self, host: str) -> Iterator[httpx.AsyncClient]:
+        index = self.host_pool.get(host)
+        if index is None or self.busy[index] >= self.size:
+            index = min(range(len(self.clients)), key=self.busy.__getitem__)
+        self.host_pool[host] = index
+        self.busy[index] += 1
+        try:
+            yield self.clients[index]
+        finally:
+            self.busy[index] -= 1
+
+    async def aclose(self) -> None:
+        for client in self.clients:
             await client.aclose()
+
+
+def _first_url(check: HealthCheck | SmokeCheck) -> str:
+    return check.steps[0].url if isinstance(check, SmokeCheck) else check.url
 
 
 # --- one request ------------------------------------------------------------------------
