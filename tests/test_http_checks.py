@@ -186,6 +186,31 @@ def test_an_expired_certificate_is_a_tls_failure(tmp_path: Path) -> None:
         tls.stop()
 
 
+def test_verify_tls_false_accepts_a_self_signed_certificate_in_the_same_round(tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path, 2)
+    tls = start(tls=(str(cert), str(key)))
+    try:
+        strict = health(tls.url("/ok"))
+        lenient = health(tls.url("/ok"), verify_tls=False).model_copy(update={"name": "lenient"})
+        results = asyncio.run(run_http_checks([strict, lenient], concurrency=2))
+        assert results[0].state == "failing" and results[0].reason.startswith("TLS: ")
+        assert (results[1].state, results[1].reason) == ("ok", None)
+    finally:
+        tls.stop()
+
+
+def test_many_connections_are_spread_over_small_pools_and_reused() -> None:
+    s = start()
+    try:
+        checks = [health(s.url(f"/slow?ms=20&i={i}")).model_copy(update={"name": f"h{i}"}) for i in range(60)]
+        results = asyncio.run(run_http_checks(checks, concurrency=20))  # 3 pools of 7
+        assert all(r.state == "ok" for r in results)
+        assert s.state.max_inflight <= 20
+        assert len(s.state.connections) <= 21
+    finally:
+        s.stop()
+
+
 def test_certificate_expiration_is_measured_on_a_valid_certificate(tmp_path: Path) -> None:
     cert, key = make_certificate(tmp_path, 2)
     tls = start(tls=(str(cert), str(key)))
