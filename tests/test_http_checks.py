@@ -350,3 +350,14 @@ def test_a_resident_checker_keeps_its_connections_between_rounds() -> None:
         assert len(s.state.connections) <= 3  # 24 requests, the second round on the first's connections
     finally:
         s.stop()
+
+
+def test_checks_never_share_cookies(server: Server) -> None:
+    async def go() -> list[dict[str, str]]:
+        async with make_client(concurrency=2) as client:
+            first = await client.get(server.url("/echo"), headers={"X-Set": "1"})
+            client.cookies.set("session", "leaked")  # even one set by hand is not sent
+            second = await client.get(server.url("/echo"))
+            return [first.json()["headers"], second.json()["headers"]]
+    for headers in asyncio.run(go()):
+        assert "Cookie" not in headers

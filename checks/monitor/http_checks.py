@@ -1,7 +1,8 @@
 """Health and smoke checks: HTTP requests whose answers are judged by Gatus-style conditions.
 
-All requests of a round go through one `httpx.AsyncClient` (connection reuse, a pool of
-`concurrency` connections) and a semaphore of the same size. No server can hold a round:
+All requests of a round go through one `httpx.AsyncClient` (`make_client`: connection
+reuse, `concurrency` connections spread over small pools) and a semaphore of the same size;
+`HttpChecker` keeps that client between rounds. No server can hold a round:
 every check runs under an asyncio deadline of its `timeout_s` (httpx's own timeouts are per
 read, so a server trickling one byte a second would otherwise never time out), bodies are
 read to at most `MAX_BODY_BYTES`, and redirects are followed by hand, at most
@@ -18,6 +19,7 @@ parameters and JSON keys.
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import importlib.util
 import json
 import re
@@ -34,7 +36,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from ..config import HealthCheck, SmokeCheck, SmokeStep, mask_url
-from .conditions import Condition, Observation, _walk, _MISSING
+from .conditions import Condition, Observation, walk_path, MISSING
 from .results import CheckResult, utcnow
 
 # httpcore asks `import sniffio` on every lock it creates (several per request); when sniffio
@@ -84,7 +86,22 @@ def make_client(*, concurrency: int = DEFAULT_CONCURRENCY, verify: bool | ssl.SS
     is sent through unverified pools of the same client (`verify` is the verified side)."""
     transport = _ShardedTransport(concurrency=max(1, concurrency), verify=verify)
     return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
-                             timeout=httpx.Timeout(10.0), headers={"User-Agent": USER_AGENT})
+                             timeout=httpx.Timeout(10.0), headers={"User-Agent": USER_AGENT},
+                             cookies=_NoCookies())
+
+
+class _NoCookies(http.cookiejar.CookieJar):
+    """Checks share a client but never cookies: a session one endpoint sets must not change
+    what another check (or the next round) sees. Also spares parsing Set-Cookie per response."""
+
+    def extract_cookies(self, response: Any, request: Any) -> None:
+        return None
+
+    def add_cookie_header(self, request: Any) -> None:
+        return None
+
+    def set_cookie(self, cookie: Any) -> None:
+        return None
 
 
 class _ShardedTransport(httpx.AsyncBaseTransport):
@@ -464,8 +481,8 @@ def _capture(step: SmokeStep, obs: Observation, values: dict[str, Any]) -> str |
     except ValueError:
         return f"capture {next(iter(step.capture))}: body not JSON"
     for name, expr in step.capture.items():
-        value = _walk(data, expr.path)
-        if value is _MISSING or value is None or isinstance(value, (dict, list)):
+        value = walk_path(data, expr.path)
+        if value is MISSING or value is None or isinstance(value, (dict, list)):
             return f"capture {name}: {expr.source.removesuffix(' == x')} is not a value in the body"
         values[name] = value
     return None
