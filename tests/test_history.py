@@ -369,6 +369,31 @@ def test_the_latest_state_of_every_check_comes_with_its_result_and_age(store):
     assert store.environment_states() == {"production": "failing"}
 
 
+def test_flips_keep_the_result_that_caused_them_and_new_deployments_are_flips_too(store):
+    ids = register(store, "production", ("deployment", "deployment", 60), ("drift", "drift", 60))
+    dep, drift = ids[("deployment", "deployment")], ids[("drift", "drift")]
+
+    def deployed(i, commit, status="finished", uuid="d1"):
+        return CheckResult("deployment", "deployment", "ok", None, T0 + timedelta(minutes=i), 30.0,
+                           {"status": status, "commit": commit, "deployment_uuid": uuid})
+
+    store.record_result(dep, deployed(0, "a" * 40))
+    store.record_result(dep, deployed(1, "a" * 40))  # the same deployment: nothing new
+    store.record_result(dep, deployed(2, "b" * 40, "in_progress", "d2"))
+    store.record_result(dep, deployed(3, "b" * 40, "finished", "d2"))
+    findings = {"summary": {"critical": 1}, "findings": [{"kind": "missing_table", "table": "avatar_projects"}]}
+    store.record_result(drift, CheckResult("drift", "drift", "failing", "table avatar_projects missing",
+                                           T0 + timedelta(minutes=4), 50.0, findings))
+    flips = store.flips("production")
+    assert [(f.kind, f.from_state, f.to_state, f.reason) for f in flips] == [
+        ("deployment", None, "ok", "deployment d1 of aaaaaaa finished"),
+        ("deployment", "ok", "ok", "deployment d2 of bbbbbbb in_progress"),
+        ("deployment", "ok", "ok", "deployment d2 of bbbbbbb finished"),
+        ("drift", None, "failing", "table avatar_projects missing"),
+    ]
+    assert flips[2].detail["commit"] == "b" * 40 and flips[3].detail == findings
+
+
 def test_a_late_result_is_kept_but_changes_no_state(store):
     tid = register(store)[("health", "api")]
     store.record_result(tid, result(state="ok", at=T0 + timedelta(minutes=5)))

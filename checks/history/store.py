@@ -543,12 +543,17 @@ class HistoryStore:
                           checked_at=at, latency_ms=result.latency_ms, detail=detail)
             conn.execute(update(target_state).where(target_state.c.target_id == target_id).values(**values))
             flip = None
-            if is_flip(previous, status):
+            reason = status.reason
+            deployed = row.kind == "deployment" and _new_deployment(row.detail, detail)
+            if is_flip(previous, status) or deployed:
+                if deployed and status.state == "ok":
+                    reason = _deployment_line(detail or {})
+                from_state = previous.state if previous else None
                 flip_id = conn.execute(insert(flips).values(
-                    target_id=target_id, at=at, from_state=previous.state if previous else None,
-                    to_state=status.state, reason=status.reason)).inserted_primary_key[0]
-                flip = Flip(target_id, row.environment, row.kind, row.name, at,
-                            previous.state if previous else None, status.state, status.reason, int(flip_id))
+                    target_id=target_id, at=at, from_state=from_state, to_state=status.state, reason=reason,
+                    detail=detail)).inserted_primary_key[0]
+                flip = Flip(target_id, row.environment, row.kind, row.name, at, from_state, status.state, reason,
+                            int(flip_id), detail)
             now_row = {**row._mapping, **values}
         return Recorded(_check_state(now_row), flip)
 
@@ -681,7 +686,7 @@ class HistoryStore:
         query = query.order_by(flips.c.at, flips.c.id)
         with self._read("read flips") as conn:
             return [Flip(r.target_id, r.environment, r.kind, r.name, r.at, r.from_state, r.to_state,
-                         r.reason, r.id) for r in conn.execute(query)]
+                         r.reason, r.id, r.detail) for r in conn.execute(query)]
 
     def iter_observations(self, target_id: int, *, since: datetime | None = None,
                           until: datetime | None = None, batch: int = 1000) -> Iterator[Observation]:
@@ -971,6 +976,24 @@ def _rollup_insert(hour: datetime) -> Any:
     return insert(rollups).from_select(
         ["target_id", "hour", "count", "ok_count", "failing_count", "latency_avg", "latency_p95", "latency_max"],
         source)
+
+
+_DEPLOYMENT_KEYS = ("deployment_uuid", "commit", "status")
+
+
+def _new_deployment(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
+    """Whether a deployment result shows another deployment, commit or status than the last."""
+    if not after or not any(after.get(k) for k in _DEPLOYMENT_KEYS):
+        return False
+    before = before or {}
+    return any(before.get(k) != after.get(k) for k in _DEPLOYMENT_KEYS)
+
+
+def _deployment_line(detail: dict[str, Any]) -> str:
+    """`deployment 9f2c… of cbf49b4 finished`: a deployment timeline entry."""
+    commit = str(detail.get("commit") or "an unknown commit")[:7]
+    uuid = detail.get("deployment_uuid")
+    return f"deployment {uuid + ' ' if uuid else ''}of {commit} {detail.get('status') or 'seen'}"
 
 
 def _incident_title(environment: str, failing: list[dict[str, Any]]) -> str:

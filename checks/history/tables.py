@@ -188,6 +188,7 @@ flips = Table(
     Column("from_state", String(16)),
     Column("to_state", String(16), nullable=False),
     Column("reason", Text),
+    Column("detail", json_type()),
     Index(None, "target_id", "at"),
     Index(None, "at"),
 )
