@@ -978,7 +978,7 @@ def _rollup_insert(hour: datetime) -> Any:
         source)
 
 
-_DEPLOYMENT_KEYS = ("deployment_uuid", "commit", "status")
+_DEPLOYMENT_KEYS = ("deployment_uuid", "deployment_commit", "commit", "status")
 
 
 def _new_deployment(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
@@ -991,7 +991,7 @@ def _new_deployment(before: dict[str, Any] | None, after: dict[str, Any] | None)
 
 def _deployment_line(detail: dict[str, Any]) -> str:
     """`deployment 9f2c… of cbf49b4 finished`: a deployment timeline entry."""
-    commit = str(detail.get("commit") or "an unknown commit")[:7]
+    commit = str(detail.get("deployment_commit") or detail.get("commit") or "an unknown commit")[:7]
     uuid = detail.get("deployment_uuid")
     return f"deployment {uuid + ' ' if uuid else ''}of {commit} {detail.get('status') or 'seen'}"
 
