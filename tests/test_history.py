@@ -444,6 +444,16 @@ def test_a_check_removed_from_the_config_is_unscheduled_but_keeps_its_history(st
     store.register_checks("production", [CheckSpec("health", "api", 30)], now=T0, retire_others=True)
     assert [c.name for c in store.claim_due("a", now=T0 + timedelta(hours=1))] == ["api"]
     assert [o.state for o in store.observations(ids[("health", "old")])] == ["ok"]
+    assert [c.name for c in store.latest()] == ["api"]
+    assert [c.name for c in store.latest(include_retired=True)] == ["api", "old"]
+    assert [t.name for t in store.targets()] == ["api"]
+    # a retired check that failed keeps no incident open
+    store.record_result(ids[("health", "old")], result(name="old", state="failing"))
+    store.record_result(ids[("health", "api")], result(at=T0 + timedelta(seconds=2)))
+    assert store.update_incident("production") is None
+    # back in the config: watched again
+    register(store, "production", ("health", "api", 30), ("health", "old", 30))
+    assert [c.name for c in store.latest()] == ["api", "old"]
 
 
 def test_a_shorter_interval_brings_the_next_run_closer(store):

@@ -412,7 +412,7 @@ class HistoryStore:
                     environment=environment, kind=spec.kind, name=spec.name,
                     config=scrub_json(spec.config), created_at=at))
             rows = conn.execute(
-                select(targets.c.id, targets.c.kind, targets.c.name, targets.c.config,
+                select(targets.c.id, targets.c.kind, targets.c.name, targets.c.config, targets.c.retired_at,
                        target_state.c.interval_s, target_state.c.due_at, target_state.c.target_id.label("has_state"))
                 .outerjoin(target_state, target_state.c.target_id == targets.c.id)
                 .where(targets.c.environment == environment)
@@ -440,19 +440,25 @@ class HistoryStore:
                 if row.interval_s != spec.interval_s or row.due_at != new_due:
                     conn.execute(update(target_state).where(target_state.c.target_id == row.id)
                                  .values(interval_s=spec.interval_s, due_at=new_due))
+            back = [r.id for key, r in by_key.items() if key in ids and r.retired_at is not None]
+            if back:
+                conn.execute(update(targets).where(targets.c.id.in_(back)).values(retired_at=None))
             if retire_others:
-                # Checks gone from the config keep their history but are no longer scheduled.
-                gone = [r.id for key, r in by_key.items() if key not in ids and r.has_state is not None]
+                # Checks gone from the config keep their history but are no longer watched.
+                gone = [r.id for key, r in by_key.items() if key not in ids and r.retired_at is None]
                 if gone:
+                    conn.execute(update(targets).where(targets.c.id.in_(gone)).values(retired_at=at))
                     conn.execute(update(target_state).where(target_state.c.target_id.in_(gone))
                                  .values(due_at=None))
         return ids
 
-    def targets(self, environment: str | None = None) -> list[Target]:
+    def targets(self, environment: str | None = None, *, include_retired: bool = False) -> list[Target]:
         """Every check known to the store (of one environment), by environment, kind, name."""
         query = select(targets).order_by(targets.c.environment, targets.c.kind, targets.c.name)
         if environment is not None:
             query = query.where(targets.c.environment == environment)
+        if not include_retired:
+            query = query.where(targets.c.retired_at.is_(None))
         with self._read("list targets") as conn:
             return [Target(r.id, r.environment, r.kind, r.name, r.config or {}, r.created_at)
                     for r in conn.execute(query)]
@@ -479,7 +485,7 @@ class HistoryStore:
             select(target_state.c.target_id, target_state.c.interval_s, target_state.c.due_at,
                    targets.c.environment, targets.c.kind, targets.c.name)
             .join(targets, targets.c.id == target_state.c.target_id)
-            .where(target_state.c.due_at.is_not(None), target_state.c.due_at <= at)
+            .where(target_state.c.due_at.is_not(None), target_state.c.due_at <= at, targets.c.retired_at.is_(None))
             .order_by(target_state.c.due_at, target_state.c.target_id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=target_state)
@@ -557,12 +563,15 @@ class HistoryStore:
             now_row = {**row._mapping, **values}
         return Recorded(_check_state(now_row), flip)
 
-    def latest(self, environment: str | None = None) -> list[CheckState]:
+    def latest(self, environment: str | None = None, *, include_retired: bool = False) -> list[CheckState]:
         """Every check now (of one environment): state, reason, since, newest result and its
         time — one indexed read of the state rows, however long the history. Sorted by
-        environment, kind (as in KINDS), name; the age is `CheckState.age_s(now)`."""
+        environment, kind (as in KINDS), name; the age is `CheckState.age_s(now)`. Checks
+        removed from the config (retired) only with `include_retired`."""
         query = (select(target_state, targets.c.environment, targets.c.kind, targets.c.name)
                  .join(targets, targets.c.id == target_state.c.target_id))
+        if not include_retired:
+            query = query.where(targets.c.retired_at.is_(None))
         if environment is not None:
             query = query.where(targets.c.environment == environment)
         with self._read("read the latest states") as conn:
@@ -593,7 +602,7 @@ class HistoryStore:
                 select(targets.c.kind, targets.c.name, target_state.c.state, target_state.c.reason,
                        target_state.c.since)
                 .join(targets, targets.c.id == target_state.c.target_id)
-                .where(targets.c.environment == environment)
+                .where(targets.c.environment == environment, targets.c.retired_at.is_(None))
                 .order_by(targets.c.kind, targets.c.name)
             ).all()
             state = environment_state(c.state for c in checks)

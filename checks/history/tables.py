@@ -128,6 +128,7 @@ targets = Table(
     Column("name", Text, nullable=False),
     Column("config", json_type(), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime),  # removed from the config: history kept, no longer watched
     UniqueConstraint("environment", "kind", "name"),
 )
 
