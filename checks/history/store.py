@@ -479,13 +479,15 @@ class HistoryStore:
         killed after claiming loses nothing but that one run: the check is due again one
         interval later, for whichever poller comes first. (On SQLite the write transaction
         itself serializes claims.)
+
+        Without `now`, PostgreSQL's clock decides (all pollers share it, so a poller whose
+        clock runs ahead cannot take a check early); SQLite's pollers share one host's clock.
         """
-        at = as_utc(now) if now is not None else utcnow()
         query = (
             select(target_state.c.target_id, target_state.c.interval_s, target_state.c.due_at,
                    targets.c.environment, targets.c.kind, targets.c.name)
             .join(targets, targets.c.id == target_state.c.target_id)
-            .where(target_state.c.due_at.is_not(None), target_state.c.due_at <= at, targets.c.retired_at.is_(None))
+            .where(target_state.c.due_at.is_not(None), targets.c.retired_at.is_(None))
             .order_by(target_state.c.due_at, target_state.c.target_id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=target_state)
@@ -493,6 +495,13 @@ class HistoryStore:
         if environments is not None:
             query = query.where(targets.c.environment.in_(list(environments)))
         with self._write("claim due checks") as conn:
+            if now is not None:
+                at = as_utc(now)
+            elif conn.dialect.name == "postgresql":
+                at = _utc(conn.execute(select(func.now())).scalar_one())
+            else:
+                at = utcnow()
+            query = query.where(target_state.c.due_at <= at)
             rows = conn.execute(query).all()
             if rows:
                 conn.execute(
