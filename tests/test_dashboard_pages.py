@@ -310,3 +310,18 @@ def test_the_emergency_runbook_applies_but_shows_what_it_still_leaves_missing(in
     shown = text(at)
     assert "drift remains: the runbook did not cover everything" in shown
     assert "projectId" in shown  # what the hand-written fix left out
+
+
+def test_with_single_sign_on_configured_a_visitor_must_sign_in_before_acting(incident_db):
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.secrets.update({"DATABASE_URL": incident_db, "DRIFTWATCH_SCHEMA": SCHEMA,
+                       "DRIFTWATCH_OPERATOR_PASSWORD": "ignored-when-sso-is-set"})
+    at.secrets["auth"] = {"redirect_uri": "http://127.0.0.1/oauth2callback", "cookie_secret": "x" * 32,
+                          "client_id": "driftwatch", "client_secret": "sso-client-secret",
+                          "server_metadata_url": "http://127.0.0.1:1/.well-known/openid-configuration"}
+    at.run()
+    at.switch_page("app_pages/actions.py").run()
+    assert not at.exception
+    assert [b for b in at.sidebar.button if b.label == "Sign in"]
+    assert button(at, "fix_rehearse").disabled
+    assert "sso-client-secret" not in text(at)
