@@ -216,6 +216,21 @@ class Monitor:
             self.following = True
         return True
 
+    def uptime(self, env_name: str, days: int = 30) -> dict[tuple[str, str], float | None]:
+        """Each check's share of ok results over the last `days`, from the store (roll-ups and
+        raw results summed in SQL); empty without a store."""
+        store = self._open_store()
+        if store is None:
+            return {}
+        from datetime import timedelta
+
+        try:
+            ids = {t.id: (t.kind, t.name) for t in store.targets(env_name)}
+            shares = store.uptime(since=_now() - timedelta(days=days), environment=env_name)
+        except Exception:  # noqa: BLE001 - the page shows what memory has
+            return {}
+        return {ids[tid]: share for tid, share in shares.items() if tid in ids}
+
     def since(self, env_name: str, kind: str, name: str) -> datetime | None:
         """Since when the check has been in its current state (from the store)."""
         return self._since.get((env_name, kind, name))

@@ -284,6 +284,7 @@ def test_health_smoke_and_deployments_draw_their_history(incident_db, page):
     shown = text(at)
     if page == "health":
         assert "create project" in shown and "api health" in shown
+        assert at.dataframe[0].value["uptime 30 d %"].notna().all()  # from the history store
         assert at.get("plotly_chart")
         at.selectbox(key="health_detail").set_value("smoke · create project").run()
         assert not at.exception

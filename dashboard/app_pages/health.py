@@ -28,6 +28,7 @@ def checks() -> None:
                 "or they have not reported yet.")
         return
     rows, fig = [], go.Figure()
+    month = monitor.uptime(env.name, days=30)
     for s in shown:
         r = s.result
         history = monitor.history(env.name, r.kind, r.name)
@@ -35,6 +36,8 @@ def checks() -> None:
         last_bad = next((h for h in reversed(history) if h.state != "ok"), None)
         rows.append({"check": f"{r.kind} · {r.name}", "state": f"{r.state} (stale)" if s.stale else r.state,
                      "checked": s.age, "uptime %": round(100 * sum(h.state == "ok" for h in history) / len(history), 2),
+                     "uptime 30 d %": (round(100 * month[(r.kind, r.name)], 2)
+                                       if month.get((r.kind, r.name)) is not None else None),
                      "p50 ms": round(statistics.median(latencies), 1) if latencies else None,
                      "last failure": f"{last_bad.checked_at:%Y-%m-%d %H:%M} {last_bad.reason}" if last_bad else "",
                      "reason": r.reason or ""})
