@@ -235,15 +235,16 @@ class Monitor:
         """Since when the check has been in its current state (from the store)."""
         return self._since.get((env_name, kind, name))
 
-    def open_incident(self, env_name: str) -> Any:
+    def open_incidents(self) -> dict[str, Any]:
+        """Each environment's open incident, from the store (one query for all environments)."""
         store = self._open_store()
         if store is None:
-            return None
+            return {}
         try:
-            found = store.incidents(env_name, open_only=True)
+            found = store.incidents(open_only=True)
         except Exception:  # noqa: BLE001
-            return None
-        return found[0] if found else None
+            return {}
+        return {i.environment: i for i in reversed(found)}
 
     def refresh_soon(self) -> None:
         self._wake.set()

@@ -78,8 +78,9 @@ def board() -> None:
         for s in shown:
             if s.state in ("failing", "error") and not s.stale:
                 alarms.append((env.name, s))
+    incidents = monitor.open_incidents()
     for env in envs:
-        incident = monitor.open_incident(env.name)
+        incident = incidents.get(env.name)
         if incident is not None:
             lasting = int((now - incident.opened_at).total_seconds())
             st.error(f"**Incident #{incident.id}** open on **{env.name}** for {lasting // 60} min {lasting % 60} s "
