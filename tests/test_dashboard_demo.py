@@ -10,7 +10,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from checks.check import check_database
 from checks.demo import reset_demo, start_demo
