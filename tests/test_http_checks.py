@@ -361,3 +361,31 @@ def test_checks_never_share_cookies(server: Server) -> None:
             return [first.json()["headers"], second.json()["headers"]]
     for headers in asyncio.run(go()):
         assert "Cookie" not in headers
+
+
+def test_a_smoke_check_stops_at_its_deadline_but_still_cleans_up(server: Server) -> None:
+    config = parse_config(f'''
+[environments.p]
+[[environments.p.smoke]]
+name = "slow flow"
+timeout_s = 0.5
+[[environments.p.smoke.steps]]
+method = "POST"
+url = "{server.url('/api/projects')}"
+conditions = ["[STATUS] == 201"]
+capture = {{ project_id = "[BODY].id" }}
+[[environments.p.smoke.steps]]
+url = "{server.url('/hang')}"
+[[environments.p.smoke.steps]]
+url = "{server.url('/ok')}"
+[[environments.p.smoke.steps]]
+method = "DELETE"
+url = "{server.url('/api/projects/{project_id}')}"
+always = true
+''')
+    deleted_before = len(server.state.deleted)
+    result = smoke_result(config.environments["p"].smoke[0])
+    assert result.state == "failing"
+    assert result.reason.startswith("step 2 GET …/hang: timeout: no response within 0.")
+    assert [s["state"] for s in result.detail["steps"]] == ["ok", "failing", "skipped", "ok"]
+    assert len(server.state.deleted) == deleted_before + 1
