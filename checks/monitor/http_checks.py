@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
-import importlib.util
 import json
 import re
 import socket
 import ssl
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,12 +36,6 @@ import httpx
 from ..config import HealthCheck, SmokeCheck, SmokeStep, mask_url
 from .conditions import Condition, Observation, walk_path, MISSING
 from .results import CheckResult, utcnow
-
-# httpcore asks `import sniffio` on every lock it creates (several per request); when sniffio
-# is not installed, each failed import scans sys.path again (~1 ms, measured: the largest cost
-# of a request). A None entry makes that import fail at once, exactly as it would anyway.
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
