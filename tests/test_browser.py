@@ -70,7 +70,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def open_page(browser, server: StreamlitServer):
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    page.goto(server.url, wait_until="domcontentloaded")
+    page.goto(server.url + "drift", wait_until="domcontentloaded")  # the Schema drift page (the app opens on the Overview)
     settle(page, server)
     return page
 
