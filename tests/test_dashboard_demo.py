@@ -96,3 +96,48 @@ def test_the_dashboard_reads_a_resident_pollers_results_instead_of_probing(tmp_p
     [shown] = monitor.latest("prod")
     assert (shown.state, shown.result.reason) == ("failing", "HTTP 500")
     assert not probed
+
+
+def test_driftwatch_dashboard_serves_the_configured_environments_and_stops_on_sigterm(tmp_path, incident_db):
+    import os
+    import signal
+    import time
+
+    import httpx
+
+    from browser_support import free_port
+
+    (tmp_path / "driftwatch.toml").write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "h.sqlite3"}"\n\n'
+        f'[environments.staging]\ndatabase_url = "{incident_db}"\nschema = "{SCHEMA}"\n')
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DRIFTWATCH_CONFIG")}
+    proc = subprocess.Popen([sys.executable, "-m", "checks", "dashboard", "--config", str(tmp_path / "driftwatch.toml"),
+                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == f"dashboard: http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).text.strip() == "ok":
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            raise AssertionError("the dashboard never became healthy")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_driftwatch_dashboard_with_a_missing_config_is_one_error_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "checks", "dashboard", "--config", str(tmp_path / "nope.toml")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("no such file")
+    assert len(done.stderr.strip().splitlines()) == 1
