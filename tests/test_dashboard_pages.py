@@ -326,3 +326,24 @@ def test_with_single_sign_on_configured_a_visitor_must_sign_in_before_acting(inc
     assert [b for b in at.sidebar.button if b.label == "Sign in"]
     assert button(at, "fix_rehearse").disabled
     assert "sso-client-secret" not in text(at)
+
+
+def test_environments_come_from_the_config_with_secret_references_fed_from_st_secrets(incident_db, tmp_path):
+    (tmp_path / "driftwatch.toml").write_text(
+        '[environments.production]\ndatabase_url = "secret:PROD_DATABASE_URL"\n'
+        f'schema = "{SCHEMA}"\nmigrations = "{MIGRATIONS}"\n\n'
+        '[environments.staging]\ndatabase_url = "secret:STAGING_DATABASE_URL"\n'
+        f'schema = "{SCHEMA}"\n')
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.secrets.update({"DRIFTWATCH_CONFIG": str(tmp_path / "driftwatch.toml"), "PROD_DATABASE_URL": incident_db})
+    at.run()
+    assert not at.exception
+    assert at.sidebar.selectbox[0].options == ["production", "staging"]
+    shown = text(at)
+    assert "table avatar_projects does not exist" in shown  # production, through secret:PROD_DATABASE_URL
+    assert ui.monitor().wait_first_round("staging", timeout_s=30)
+    at.run()
+    table = at.dataframe[0].value
+    staging = table[table["environment"] == "staging"].iloc[0]
+    assert staging["state"] == "error"  # its secret is unset: that environment only, named
+    assert "STAGING_DATABASE_URL" in staging["drift"]
