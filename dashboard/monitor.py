@@ -231,6 +231,18 @@ class Monitor:
             return {}
         return {ids[tid]: share for tid, share in shares.items() if tid in ids}
 
+    def flips(self, env_name: str, days: int = 30) -> list[Any]:
+        """The environment's state changes (with their reasons) from the store, oldest first."""
+        store = self._open_store()
+        if store is None:
+            return []
+        from datetime import timedelta
+
+        try:
+            return store.flips(env_name, since=_now() - timedelta(days=days))
+        except Exception:  # noqa: BLE001
+            return []
+
     def since(self, env_name: str, kind: str, name: str) -> datetime | None:
         """Since when the check has been in its current state (from the store)."""
         return self._since.get((env_name, kind, name))

@@ -292,6 +292,9 @@ def test_health_smoke_and_deployments_draw_their_history(incident_db, page):
     elif page == "deployments":
         assert "commit `cbf49b4" in shown
         assert "No post-deployment command runs `prisma migrate deploy`" in shown
+        changes = at.dataframe[0].value
+        assert "smoke create project" in set(changes["check"])  # flips from the store, with their reasons
+        assert "got 400" in " ".join(changes["reason"])
         assert at.get("plotly_chart")
     else:
         assert "smoke create project" in shown or "create project" in shown

@@ -51,16 +51,18 @@ if seen:
     fig.update_layout(margin=dict(l=0, r=0, t=10, b=0))
     st.plotly_chart(fig, config={"displayModeBar": False})
 
+# What changed after each deployment: the store's flips (with the reason that caused each),
+# each placed under the newest deployment that started before it.
+starts = sorted(((x["started_at"], (x.get("commit") or "")[:7]) for x in seen.values()), reverse=True)
 changes = []
-for s in latest:
-    if s.result.kind == "deployment":
+for f in monitor.flips(env.name):
+    if f.kind == "deployment" or f.from_state is None:
         continue
-    prev = None
-    for r in monitor.history(env.name, s.result.kind, s.result.name):
-        if prev is not None and r.state != prev:
-            changes.append({"at": r.checked_at.strftime("%Y-%m-%d %H:%M:%S"), "check": f"{r.kind} {r.name}",
-                            "from": prev, "to": r.state, "reason": r.reason or ""})
-        prev = r.state
+    at = f.at.isoformat()
+    after = next((commit for started, commit in starts if started <= at), None)
+    changes.append({"at": f"{f.at:%Y-%m-%d %H:%M:%S}", "after deployment of": after or "(before any seen)",
+                    "check": f"{f.kind} {f.name}" if f.name != f.kind else f.kind,
+                    "from": f.from_state, "to": f.to_state, "reason": f.reason or ""})
 if changes:
-    st.subheader("Checks that changed state")
-    st.dataframe(pd.DataFrame(changes), hide_index=True, width="stretch")
+    st.subheader("Checks that changed state after each deployment")
+    st.dataframe(pd.DataFrame(changes[::-1]), hide_index=True, width="stretch")
