@@ -154,7 +154,7 @@ def test_fix_drop_index_names_an_index_on_the_command_line(make_db, tmp_path, mo
 def test_a_list_without_default_stored_not_null_says_what_fails(make_db):
     url = case_db(make_db, "scalar_lists")
     (finding,) = check_database(url, schema_of("scalar_lists")).report.findings
-    assert finding.message == ("list column Post.topics is NOT NULL without a default: creating a Post without "
+    assert finding.message == ("list column Post.topics is NOT NULL without a default: a Post create without "
                                "topics fails (Prisma sends no value for an omitted list); updates and reads work")
     with psycopg.connect(url) as conn:  # what the message says, shown on the database itself
         with pytest.raises(psycopg.errors.NotNullViolation):
