@@ -1,0 +1,339 @@
+"""Collect the facts of one environment and window from the history store (schema v3).
+
+Bounded whatever the window: per-check counts and latency are aggregated by the database, in
+buckets of `bucket_seconds`; state changes come from `flips` (few); the deployment, drift and
+migration results are streamed and only their change points kept. A week of 30-second checks
+for 50 checks is read as ~50 × 300 bucket rows plus the change points, never as 1 million rows.
+
+The only module that knows the store's tables: the story (compose.py) sees `Facts`.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Integer, and_, case, cast, func, literal_column, or_, select
+
+from ..errors import UsageError
+from ..history.tables import actions, flips, incidents, observations, targets
+from .facts import ActionInfo, Bucket, CheckInfo, Deployment, DriftPoint, Facts, FlipInfo, IncidentInfo, MigrationsPoint
+from .window import Window, bucket_seconds
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
+
+    from ..history.store import HistoryStore
+
+STREAM_ROWS = 1000
+BAD_STATES = ("failing", "error")
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return _utc(value)
+    if isinstance(value, str) and value:
+        try:
+            return _utc(datetime.fromisoformat(value.replace("Z", "+00:00")))
+        except ValueError:
+            return None
+    return None
+
+
+def list_incidents(store: HistoryStore, environment: str | None = None, *, limit: int = 100) -> list[IncidentInfo]:
+    """Incidents newest first, optionally of one environment: `driftwatch report --list`."""
+    query = select(incidents).order_by(incidents.c.opened_at.desc(), incidents.c.id.desc()).limit(limit)
+    if environment is not None:
+        query = query.where(incidents.c.environment == environment)
+    with store.engine.connect() as conn:
+        return [_incident(r) for r in conn.execute(query)]
+
+
+def get_incident(store: HistoryStore, incident_id: int) -> IncidentInfo:
+    with store.engine.connect() as conn:
+        row = conn.execute(select(incidents).where(incidents.c.id == incident_id)).first()
+    if row is None:
+        raise UsageError(f"no incident {incident_id} in history store {store.location} (list them: driftwatch report --list)")
+    return _incident(row)
+
+
+def _incident(row: Any) -> IncidentInfo:
+    return IncidentInfo(int(row.id), row.environment, _utc(row.opened_at), _utc(row.closed_at),  # type: ignore[arg-type]
+                        row.title, row.summary or {})
+
+
+def environments(store: HistoryStore) -> list[str]:
+    with store.engine.connect() as conn:
+        return sorted({r[0] for r in conn.execute(select(targets.c.environment).distinct())}
+                      | {r[0] for r in conn.execute(select(incidents.c.environment).distinct())})
+
+
+def collect(store: HistoryStore, environment: str, win: Window, *, incident: IncidentInfo | None = None,
+            database: str | None = None, max_points: int = 300) -> Facts:
+    """Everything the report says about `environment` in `win`. `database` (redacted URL) also
+    claims audit-log actions recorded without an environment name for that database."""
+    since, end = win.since, win.end
+    size = bucket_seconds(end - since, max_points=max_points)
+    facts = Facts(environment=environment, since=since, until=win.until, now=win.now, incident=incident,
+                  bucket_seconds=size, store=store.location)
+    with store.engine.connect() as conn:
+        ids = {int(r.id): (r.kind, r.name) for r in conn.execute(
+            select(targets.c.id, targets.c.kind, targets.c.name).where(targets.c.environment == environment))}
+        known_env = bool(ids) or conn.execute(
+            select(func.count()).select_from(incidents).where(incidents.c.environment == environment)).scalar()
+        if not known_env and not _has_actions(conn, environment):
+            raise UsageError(f"no environment {environment!r} in history store {store.location}"
+                             + _known(conn))
+        facts.checks = _checks(conn, ids, since, end)
+        facts.buckets = list(_buckets(conn, ids, since, end, size))
+        facts.flips = _flips(conn, environment, since, end)
+        by_kind: dict[str, list[int]] = {}
+        for tid, (kind, _name) in ids.items():
+            by_kind.setdefault(kind, []).append(tid)
+        facts.deployments, facts.deployment_before = _deployments(conn, by_kind.get("deployment", []), since, end)
+        facts.drift = _drift(conn, by_kind.get("drift", []), since, end)
+        facts.migrations = _migrations(conn, by_kind.get("migrations", []), since, end)
+        facts.actions = _actions(conn, environment, database, since, end)
+        facts.incidents = _incidents_overlapping(conn, environment, since, end)
+    return facts
+
+
+def _known(conn: Connection) -> str:
+    names = sorted({r[0] for r in conn.execute(select(targets.c.environment).distinct())})
+    return f" (known: {', '.join(names)})" if names else " (it holds no monitoring data yet: run driftwatch poll)"
+
+
+def _has_actions(conn: Connection, environment: str) -> bool:
+    return bool(conn.execute(select(func.count()).select_from(actions).where(actions.c.environment == environment)).scalar())
+
+
+def _in_window(column: Any, since: datetime, end: datetime) -> Any:
+    return and_(column >= since, column <= end)
+
+
+def _checks(conn: Connection, ids: dict[int, tuple[str, str]], since: datetime, end: datetime) -> list[CheckInfo]:
+    if not ids:
+        return []
+    o = observations
+    agg = {int(r.target_id): r for r in conn.execute(
+        select(o.c.target_id, func.count().label("n"),
+               func.sum(case((o.c.state == "ok", 1), else_=0)).label("ok"),
+               func.sum(case((o.c.state.in_(BAD_STATES), 1), else_=0)).label("bad"),
+               func.avg(o.c.latency_ms).label("lat_avg"), func.max(o.c.latency_ms).label("lat_max"))
+        .where(o.c.target_id.in_(list(ids)), _in_window(o.c.observed_at, since, end))
+        .group_by(o.c.target_id))}
+    # The state the failure threshold derived, at both ends: the newest flip before each end.
+    at_start = _last_flip_states(conn, list(ids), before=since, inclusive=False)
+    at_end = _last_flip_states(conn, list(ids), before=end, inclusive=True)
+    newest = (select(o.c.id).where(o.c.target_id == targets.c.id, o.c.observed_at <= end)
+              .order_by(o.c.observed_at.desc(), o.c.id.desc()).limit(1).correlate(targets).scalar_subquery())
+    last = {int(r.target_id): r for r in conn.execute(
+        select(o.c.target_id, o.c.state, o.c.reason, o.c.detail, o.c.observed_at)
+        .join(targets, o.c.id == newest).where(targets.c.id.in_(list(ids))))}
+    found = []
+    for tid, (kind, name) in sorted(ids.items(), key=lambda x: (_KIND_ORDER.get(x[1][0], 9), x[1][1])):
+        a, l = agg.get(tid), last.get(tid)
+        state_end = at_end.get(tid, (None, None))[0] or (l.state if l is not None else None)
+        found.append(CheckInfo(
+            kind=kind, name=name,
+            state_at_start=at_start.get(tid, (None, None))[0],
+            state_at_end=state_end,
+            reason_at_end=(at_end.get(tid, (None, None))[1] if state_end != "ok" else None) or
+                          (l.reason if l is not None and state_end != "ok" else None),
+            detail_at_end=l.detail if l is not None else None,
+            checked_at_end=_utc(l.observed_at) if l is not None else None,
+            count=int(a.n) if a else 0, ok_count=int(a.ok or 0) if a else 0, failing_count=int(a.bad or 0) if a else 0,
+            latency_avg=float(a.lat_avg) if a and a.lat_avg is not None else None,
+            latency_max=float(a.lat_max) if a and a.lat_max is not None else None,
+        ))
+    return found
+
+
+_KIND_ORDER = {"deployment": 0, "health": 1, "smoke": 2, "drift": 3, "migrations": 4}
+
+
+def _last_flip_states(conn: Connection, ids: list[int], *, before: datetime, inclusive: bool) -> dict[int, tuple[str, str | None]]:
+    f = flips
+    cond = f.c.at <= before if inclusive else f.c.at < before
+    ranked = (select(f.c.target_id, f.c.to_state, f.c.reason,
+                     func.row_number().over(partition_by=f.c.target_id, order_by=(f.c.at.desc(), f.c.id.desc())).label("rn"))
+              .where(f.c.target_id.in_(ids), cond).subquery())
+    rows = conn.execute(select(ranked.c.target_id, ranked.c.to_state, ranked.c.reason).where(ranked.c.rn == 1))
+    return {int(r.target_id): (r.to_state, r.reason) for r in rows}
+
+
+def _bucket_expr(conn: Connection, size: int) -> Any:
+    col = observations.c.observed_at
+    if conn.dialect.name == "sqlite":
+        return cast(func.strftime("%s", col), Integer) / size
+    return cast(func.floor(func.extract("epoch", col) / size), Integer)
+
+
+def _buckets(conn: Connection, ids: dict[int, tuple[str, str]], since: datetime, end: datetime, size: int) -> Iterator[Bucket]:
+    if not ids:
+        return
+    o = observations
+    bucket = _bucket_expr(conn, size).label("bucket")
+    query = (select(o.c.target_id, bucket, func.count().label("n"),
+                    func.sum(case((o.c.state == "ok", 1), else_=0)).label("ok"),
+                    func.sum(case((o.c.state.in_(BAD_STATES), 1), else_=0)).label("bad"),
+                    func.avg(o.c.latency_ms).label("lat_avg"), func.max(o.c.latency_ms).label("lat_max"))
+             .where(o.c.target_id.in_(list(ids)), _in_window(o.c.observed_at, since, end))
+             .group_by(o.c.target_id, literal_column("bucket"))
+             .order_by(o.c.target_id, literal_column("bucket")))
+    for r in conn.execute(query):
+        kind, name = ids[int(r.target_id)]
+        yield Bucket(kind, name, datetime.fromtimestamp(int(r.bucket) * size, timezone.utc), int(r.n), int(r.ok or 0),
+                     int(r.bad or 0), None if r.lat_avg is None else float(r.lat_avg),
+                     None if r.lat_max is None else float(r.lat_max))
+
+
+def _flips(conn: Connection, environment: str, since: datetime, end: datetime) -> list[FlipInfo]:
+    f, o, t = flips, observations, targets
+    # The observation that caused a flip away from ok carries what the endpoint answered.
+    cause = (select(o.c.detail).where(o.c.target_id == f.c.target_id, o.c.observed_at == f.c.at)
+             .order_by(o.c.id.desc()).limit(1).correlate(f).scalar_subquery())
+    query = (select(f.c.id, f.c.at, f.c.from_state, f.c.to_state, f.c.reason, t.c.kind, t.c.name,
+                    case((f.c.to_state != "ok", cause), else_=None).label("detail"))
+             .join(t, t.c.id == f.c.target_id)
+             .where(t.c.environment == environment, _in_window(f.c.at, since, end))
+             .order_by(f.c.at, f.c.id))
+    return [FlipInfo(_utc(r.at), r.kind, r.name, r.from_state, r.to_state, r.reason,  # type: ignore[arg-type]
+                     _json(r.detail)) for r in conn.execute(query)]
+
+
+def _json(value: Any) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    if isinstance(value, str):  # a scalar subquery's JSON comes back as text on SQLite
+        import json
+
+        try:
+            loaded = json.loads(value)
+        except ValueError:
+            return None
+        return loaded if isinstance(loaded, dict) else None
+    return None
+
+
+def _stream(conn: Connection, ids: list[int], since: datetime, end: datetime) -> Iterator[Any]:
+    """The observations of `ids` in the window, oldest first, fetched in chunks (server-side
+    cursor on PostgreSQL), preceded by the newest one before the window."""
+    o = observations
+    if not ids:
+        return
+    before = conn.execute(
+        select(o.c.observed_at, o.c.state, o.c.reason, o.c.detail)
+        .where(o.c.target_id.in_(ids), o.c.observed_at < since)
+        .order_by(o.c.observed_at.desc(), o.c.id.desc()).limit(1)).first()
+    if before is not None:
+        yield before
+    result = conn.execution_options(yield_per=STREAM_ROWS).execute(
+        select(o.c.observed_at, o.c.state, o.c.reason, o.c.detail)
+        .where(o.c.target_id.in_(ids), _in_window(o.c.observed_at, since, end))
+        .order_by(o.c.observed_at, o.c.id))
+    try:
+        yield from result
+    finally:
+        result.close()
+
+
+def _deployments(conn: Connection, ids: list[int], since: datetime, end: datetime) -> tuple[list[Deployment], Deployment | None]:
+    seen: dict[str, Deployment] = {}
+    order: list[str] = []
+    before: Deployment | None = None
+    for row in _stream(conn, ids, since, end):
+        d = row.detail or {}
+        key = str(d.get("deployment_uuid") or d.get("commit") or "")
+        if not key:
+            continue
+        dep = Deployment(
+            uuid=d.get("deployment_uuid"), commit=d.get("commit"), status=d.get("status"),
+            started_at=_parse_time(d.get("started_at")), finished_at=_parse_time(d.get("finished_at")),
+            first_seen=_utc(row.observed_at),  # type: ignore[arg-type]
+            application_status=d.get("application_status"),
+            post_deployment_command=d.get("post_deployment_command") or None,
+            migrates_on_deploy=d.get("migrates_on_deploy") if isinstance(d.get("migrates_on_deploy"), bool) else None)
+        if _utc(row.observed_at) < since:  # type: ignore[operator]
+            before = dep
+            continue
+        if key in seen:
+            old = seen[key]
+            dep = Deployment(**{**dep.__dict__, "first_seen": old.first_seen})
+        else:
+            order.append(key)
+        seen[key] = dep  # the newest observation of a deployment says how it ended
+    if before is not None and str(before.uuid or before.commit) in seen:
+        before = None  # still running into the window: it is in the list
+    return [seen[k] for k in order], before
+
+
+def _drift_key(state: str, d: dict[str, Any]) -> tuple[Any, ...]:
+    findings = tuple(sorted((str(f.get("kind")), str(f.get("table")), str(f.get("column")), str(f.get("name")))
+                            for f in d.get("findings") or [] if isinstance(f, dict)))
+    return state, d.get("schema_commit"), findings
+
+
+def _drift(conn: Connection, ids: list[int], since: datetime, end: datetime) -> list[DriftPoint]:
+    points: list[DriftPoint] = []
+    last: tuple[Any, ...] | None = None
+    for row in _stream(conn, ids, since, end):
+        d = row.detail or {}
+        key = _drift_key(row.state, d)
+        if key == last:
+            continue
+        last = key
+        summary = d.get("summary") if isinstance(d.get("summary"), dict) else {}
+        points.append(DriftPoint(
+            at=max(_utc(row.observed_at), since),  # type: ignore[type-var]
+            state=row.state, summary={k: int(summary.get(k) or 0) for k in ("critical", "warning", "info")},
+            findings=tuple(f for f in d.get("findings") or [] if isinstance(f, dict)),
+            schema_commit=d.get("schema_commit"), schema_source=d.get("schema_source"),
+            fallback_reason=d.get("fallback_reason"), reason=row.reason))
+    return points
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(str(v.get("name") if isinstance(v, dict) else v) for v in value)
+
+
+def _migrations(conn: Connection, ids: list[int], since: datetime, end: datetime) -> list[MigrationsPoint]:
+    points: list[MigrationsPoint] = []
+    last: tuple[Any, ...] | None = None
+    for row in _stream(conn, ids, since, end):
+        d = row.detail or {}
+        pending, failed = _names(d.get("pending")), _names(d.get("failed"))
+        key = (row.state, pending, failed)
+        if key == last:
+            continue
+        last = key
+        points.append(MigrationsPoint(max(_utc(row.observed_at), since), row.state, pending, failed,  # type: ignore[type-var]
+                                      {**d, "reason": row.reason}))
+    return points
+
+
+def _actions(conn: Connection, environment: str, database: str | None, since: datetime, end: datetime) -> list[ActionInfo]:
+    a = actions
+    who = a.c.environment == environment
+    if database:
+        who = or_(who, and_(a.c.environment.is_(None), a.c.database == database))
+    rows = conn.execute(select(a).where(who, _in_window(a.c.started_at, since, end)).order_by(a.c.started_at, a.c.id))
+    return [ActionInfo(id=int(r.id), kind=r.kind, actor=r.actor, started_at=_utc(r.started_at),  # type: ignore[arg-type]
+                       finished_at=_utc(r.finished_at), outcome=r.outcome, target=r.target, statements=r.statements,
+                       error=r.error, drift_before=r.drift_before, drift_after=r.drift_after, details=r.details or {})
+            for r in rows]
+
+
+def _incidents_overlapping(conn: Connection, environment: str, since: datetime, end: datetime) -> list[IncidentInfo]:
+    i = incidents
+    rows = conn.execute(select(i).where(i.c.environment == environment, i.c.opened_at <= end,
+                                        or_(i.c.closed_at.is_(None), i.c.closed_at >= since)).order_by(i.c.opened_at))
+    return [_incident(r) for r in rows]
