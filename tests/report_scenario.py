@@ -137,3 +137,92 @@ def incident_facts(*, until: datetime | None = at(9, 30), resolved: bool = True)
 def quiet_facts() -> Facts:
     checks = [CheckInfo("health", "api health", "ok", "ok", None, {"status_code": 200}, at(9, 29), 120, 120, 0, 10.0, 20.0)]
     return Facts(environment="staging", since=at(8, 0), until=at(9, 0), now=at(9, 31), checks=checks)
+
+
+# -- the same incident, recorded in a history store as the poller and the CLI would --------------
+
+PREVIOUS_COMMIT = "a1b2c3d4e5f60718293a4b5c6d7e8f9012345678"
+ROUND_S = 30
+
+
+def _deployment_detail(t: datetime) -> dict[str, Any]:
+    if t < at(8, 34):
+        return {"status": "finished", "commit": PREVIOUS_COMMIT, "deployment_uuid": "prev0000deploy0000",
+                "started_at": "2025-10-12T08:00:00Z", "finished_at": "2025-10-12T08:03:00Z",
+                "application_status": "running", "post_deployment_command": "", "migrates_on_deploy": False}
+    done = t >= at(8, 36, 30)
+    return {"status": "finished" if done else "in_progress", "commit": COMMIT, "deployment_uuid": DEPLOYMENT,
+            "started_at": "2025-10-12T08:33:57Z", "finished_at": "2025-10-12T08:36:10Z" if done else None,
+            "application_status": "running", "post_deployment_command": "", "migrates_on_deploy": False}
+
+
+def results_at(t: datetime) -> list[Any]:
+    """What one poll round at `t` returns for the five checks of the environment."""
+    from checks.monitor.results import CheckResult
+
+    broken = at(8, 36, 30) <= t
+    if t >= at(9, 8, 30):
+        findings: tuple[dict[str, Any], ...] = ()
+    elif t >= at(9, 2, 30):
+        findings = AFTER_RUNBOOK
+    elif broken:
+        findings = FULL_DRIFT
+    else:
+        findings = ()
+    table_missing = broken and t < at(9, 2, 30)
+    column_missing = broken and t < at(9, 8, 30)
+    pending = [MIGRATION] if broken and t < at(9, 9, 30) else []
+    schema_commit = COMMIT if t >= at(8, 36, 30) else PREVIOUS_COMMIT
+    smoke_ok = not (table_missing or column_missing)
+    step = {"method": "POST", "url": SMOKE_URL, "status_code": 201 if smoke_ok else 400, "latency_ms": 30.0,
+            "state": "ok" if smoke_ok else "failing", "reason": None if smoke_ok else "[STATUS] == 201: got 400",
+            "excerpt": None if smoke_ok else '{"error":"Request failed with status code 400"}'}
+    applied = ["20251001000000_init"] + ([MIGRATION] if broken and not pending else [])
+    return [
+        CheckResult("deployment", "deployment", "ok", None, t, 80.0, _deployment_detail(t)),
+        CheckResult("health", "api health", "ok", None, t, 10.0 + (t.minute % 5), {"status_code": 200}),
+        CheckResult("smoke", "create project", "ok" if smoke_ok else "failing",
+                    None if smoke_ok else f"step 1 POST {SMOKE_URL}: [STATUS] == 201: got 400", t, 30.0,
+                    {"steps": [step]}),
+        CheckResult("drift", "drift", "failing" if findings else "ok",
+                    f"{summary(findings)['critical']} critical, {summary(findings)['warning']} warning: "
+                    + ", ".join(f["kind"] + " " + str(f["table"]) for f in findings[:2]) if findings else None,
+                    t, 150.0, {"schema_commit": schema_commit, "summary": summary(findings),
+                               "findings": list(findings), "schema_source": "git"}),
+        CheckResult("migrations", "migrations", "failing" if pending else "ok",
+                    f"pending: {', '.join(pending)}" if pending else None, t, 20.0,
+                    {"pending": pending, "failed": [], "managed": True, "up_to_date": not pending,
+                     "by_state": {"applied": applied, **({"pending": pending} if pending else {})}}),
+    ]
+
+
+def record_incident(store: Any, environment: str = "production", *, start: datetime = at(8, 30),
+                    end: datetime = at(9, 30)) -> int:
+    """Poll every 30 s from `start` to `end`, and record the three actions; return the incident id."""
+    from checks.history import ActionRecord
+    from checks.history.records import CheckSpec
+
+    specs = [CheckSpec(r.kind, r.name, ROUND_S) for r in results_at(start)]
+    ids = store.register_checks(environment, specs, now=start)
+    t = start
+    actions = [
+        (at(9, 2, 5), ActionRecord(kind="runbook", actor="alice@oncall", started_at=at(9, 2, 5),
+                                   finished_at=at(9, 2, 6), environment=environment, target="fix-avatar-projects-table",
+                                   statements=RUNBOOK_SQL, outcome="applied", drift_before=drift_json(FULL_DRIFT),
+                                   drift_after=drift_json(AFTER_RUNBOOK))),
+        (at(9, 8, 5), ActionRecord(kind="fix", actor="alice@oncall", started_at=at(9, 8, 5), finished_at=at(9, 8, 7),
+                                   environment=environment, target="prisma/schema.prisma", statements=FIX_SQL,
+                                   outcome="applied", drift_before=drift_json(AFTER_RUNBOOK), drift_after=drift_json(()))),
+        (at(9, 9, 5), ActionRecord(kind="resolve", actor="alice@oncall", started_at=at(9, 9, 5), finished_at=at(9, 9, 6),
+                                   environment=environment, target=MIGRATION, outcome="applied",
+                                   details={"applied": MIGRATION})),
+    ]
+    while t <= end:
+        for result in results_at(t):
+            store.record_result(ids[(result.kind, result.name)], result, failure_threshold=1)
+        store.update_incident(environment, now=t)
+        for when, action in actions:
+            if t <= when < t + timedelta(seconds=ROUND_S):
+                store.record_action(action)
+        t += timedelta(seconds=ROUND_S)
+    return store.incidents(environment)[0].id

@@ -271,7 +271,16 @@ def _deployments(conn: Connection, ids: list[int], since: datetime, end: datetim
         seen[key] = dep  # the newest observation of a deployment says how it ended
     if before is not None and str(before.uuid or before.commit) in seen:
         before = None  # still running into the window: it is in the list
-    return [seen[k] for k in order], before
+    # A deployment seen in the window but started and finished before it belongs to the past.
+    listed = []
+    for key in order:
+        dep = seen[key]
+        if (dep.started_at or dep.first_seen) < since and (dep.finished_at is not None and dep.finished_at < since):
+            if before is None or dep.at >= before.at:
+                before = dep
+            continue
+        listed.append(dep)
+    return listed, before
 
 
 def _drift_key(state: str, d: dict[str, Any]) -> tuple[Any, ...]:

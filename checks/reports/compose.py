@@ -576,7 +576,7 @@ def _timeline(facts: Facts, clock: Clock) -> list[TimelineEntry]:
     flip_states = {(f.kind, f.at): f for f in facts.flips}
     previous: DriftPoint | None = None
     for point in facts.drift:
-        if previous is None and not point.drifting and point.at <= facts.since + timedelta(seconds=1):
+        if previous is None and not point.drifting and point.state == "ok":  # in sync from the start: not news
             previous = point
             continue
         flip = flip_states.get(("drift", point.at))
@@ -593,7 +593,7 @@ def _timeline(facts: Facts, clock: Clock) -> list[TimelineEntry]:
         previous = point
     prev_m: MigrationsPoint | None = None
     for point in facts.migrations:
-        if prev_m is None and not point.pending and not point.failed and point.at <= facts.since + timedelta(seconds=1):
+        if prev_m is None and not point.pending and not point.failed and point.state == "ok":
             prev_m = point
             continue
         flip = flip_states.get(("migrations", point.at))

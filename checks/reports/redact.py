@@ -36,7 +36,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # "token": "…" in JSON text (a response body echoing a credential)
     (re.compile(r"(\"" + _SECRET_NAME + r"\"\s*:\s*)\"(?:[^\"\\]|\\.)*\"", re.IGNORECASE), r'\1"' + MASK + '"'),
     # headers, in text or as JSON members: Authorization, Cookie, Set-Cookie, X-Api-Key…
-    (re.compile(r"\b((?:proxy-)?authorization|set-cookie|cookie|x-api-key|x-auth-token|api-key)(\"?\s*[:=]\s*\"?)[^\"\n\r]*",
+    (re.compile(r"\b((?:proxy-)?authorization|set-cookie|cookie|x-api-key|x-auth-token|api-key)(\"?\s*[:=]\s*\"?)[^\"\n\r|)<>`]*",
                 re.IGNORECASE), r"\1\2" + MASK),
     # Bearer / Basic credentials anywhere
     (re.compile(r"\b(bearer|basic|token)\s+[A-Za-z0-9._~+/\-]{6,}=*", re.IGNORECASE), r"\1 " + MASK),
