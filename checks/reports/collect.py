@@ -9,7 +9,9 @@ The only module that knows the store's tables: the story (compose.py) sees `Fact
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -90,8 +92,8 @@ def collect(store: HistoryStore, environment: str, win: Window, *, incident: Inc
         if not known_env and not _has_actions(conn, environment):
             raise UsageError(f"no environment {environment!r} in history store {store.location}"
                              + _known(conn))
-        facts.checks = _checks(conn, ids, since, end)
         facts.buckets = list(_buckets(conn, ids, since, end, size))
+        facts.checks = _checks(conn, ids, since, end, facts.buckets)
         facts.flips = _flips(conn, environment, since, end)
         by_kind: dict[str, list[int]] = {}
         for tid, (kind, _name) in ids.items():
@@ -117,17 +119,37 @@ def _in_window(column: Any, since: datetime, end: datetime) -> Any:
     return and_(column >= since, column <= end)
 
 
-def _checks(conn: Connection, ids: dict[int, tuple[str, str]], since: datetime, end: datetime) -> list[CheckInfo]:
+@dataclass
+class _Totals:
+    n: int = 0
+    ok: int = 0
+    bad: int = 0
+    lat_sum: float = 0.0
+    lat_n: int = 0
+    lat_max: float | None = None
+
+    @property
+    def lat_avg(self) -> float | None:
+        return self.lat_sum / self.lat_n if self.lat_n else None
+
+
+def _checks(conn: Connection, ids: dict[int, tuple[str, str]], since: datetime, end: datetime,
+            buckets: list[Bucket]) -> list[CheckInfo]:
     if not ids:
         return []
     o = observations
-    agg = {int(r.target_id): r for r in conn.execute(
-        select(o.c.target_id, func.count().label("n"),
-               func.sum(case((o.c.state == "ok", 1), else_=0)).label("ok"),
-               func.sum(case((o.c.state.in_(BAD_STATES), 1), else_=0)).label("bad"),
-               func.avg(o.c.latency_ms).label("lat_avg"), func.max(o.c.latency_ms).label("lat_max"))
-        .where(o.c.target_id.in_(list(ids)), _in_window(o.c.observed_at, since, end))
-        .group_by(o.c.target_id))}
+    # Totals per check from the buckets the database already aggregated: no second scan.
+    agg: dict[tuple[str, str], _Totals] = {}
+    for b in buckets:
+        t = agg.setdefault((b.kind, b.name), _Totals())
+        t.n += b.count
+        t.ok += b.ok_count
+        t.bad += b.bad_count
+        if b.latency_avg is not None:
+            t.lat_sum += b.latency_avg * b.count
+            t.lat_n += b.count
+        if b.latency_max is not None:
+            t.lat_max = b.latency_max if t.lat_max is None else max(t.lat_max, b.latency_max)
     # The state the failure threshold derived, at both ends: the newest flip before each end.
     at_start = _last_flip_states(conn, list(ids), before=since, inclusive=False)
     at_end = _last_flip_states(conn, list(ids), before=end, inclusive=True)
@@ -138,7 +160,7 @@ def _checks(conn: Connection, ids: dict[int, tuple[str, str]], since: datetime, 
         .join(targets, o.c.id == newest).where(targets.c.id.in_(list(ids))))}
     found = []
     for tid, (kind, name) in sorted(ids.items(), key=lambda x: (_KIND_ORDER.get(x[1][0], 9), x[1][1])):
-        a, l = agg.get(tid), last.get(tid)
+        a, l = agg.get((kind, name)), last.get(tid)
         state_end = at_end.get(tid, (None, None))[0] or (l.state if l is not None else None)
         found.append(CheckInfo(
             kind=kind, name=name,
@@ -148,9 +170,8 @@ def _checks(conn: Connection, ids: dict[int, tuple[str, str]], since: datetime, 
                           (l.reason if l is not None and state_end != "ok" else None),
             detail_at_end=l.detail if l is not None else None,
             checked_at_end=_utc(l.observed_at) if l is not None else None,
-            count=int(a.n) if a else 0, ok_count=int(a.ok or 0) if a else 0, failing_count=int(a.bad or 0) if a else 0,
-            latency_avg=float(a.lat_avg) if a and a.lat_avg is not None else None,
-            latency_max=float(a.lat_max) if a and a.lat_max is not None else None,
+            count=a.n if a else 0, ok_count=a.ok if a else 0, failing_count=a.bad if a else 0,
+            latency_avg=a.lat_avg if a else None, latency_max=a.lat_max if a else None,
         ))
     return found
 
@@ -171,7 +192,8 @@ def _last_flip_states(conn: Connection, ids: list[int], *, before: datetime, inc
 def _bucket_expr(conn: Connection, size: int) -> Any:
     col = observations.c.observed_at
     if conn.dialect.name == "sqlite":
-        return cast(func.strftime("%s", col), Integer) / size
+        # `//`: SQLAlchemy 2's `/` is true division and would make every row its own bucket.
+        return cast(func.strftime("%s", col), Integer) // size
     return cast(func.floor(func.extract("epoch", col) / size), Integer)
 
 
@@ -222,21 +244,23 @@ def _json(value: Any) -> dict[str, Any] | None:
     return None
 
 
-def _stream(conn: Connection, ids: list[int], since: datetime, end: datetime) -> Iterator[Any]:
-    """The observations of `ids` in the window, oldest first, fetched in chunks (server-side
-    cursor on PostgreSQL), preceded by the newest one before the window."""
+def _stream(conn: Connection, ids: list[int], since: datetime, end: datetime, keys: tuple[str, ...]) -> Iterator[Any]:
+    """The observations of `ids` in the window, oldest first, preceded by the newest one before
+    it: time, state, reason and the detail's members `keys` as JSON text (extracted by the
+    database, so an unchanged result costs a string comparison, not a JSON parse). Fetched in
+    chunks (a server-side cursor on PostgreSQL)."""
     o = observations
     if not ids:
         return
+    members = [_member(conn, key).label(f"m_{key}") for key in keys]
+    columns = [o.c.observed_at, o.c.state, o.c.reason, *members]
     before = conn.execute(
-        select(o.c.observed_at, o.c.state, o.c.reason, o.c.detail)
-        .where(o.c.target_id.in_(ids), o.c.observed_at < since)
+        select(*columns).where(o.c.target_id.in_(ids), o.c.observed_at < since)
         .order_by(o.c.observed_at.desc(), o.c.id.desc()).limit(1)).first()
     if before is not None:
         yield before
     result = conn.execution_options(yield_per=STREAM_ROWS).execute(
-        select(o.c.observed_at, o.c.state, o.c.reason, o.c.detail)
-        .where(o.c.target_id.in_(ids), _in_window(o.c.observed_at, since, end))
+        select(*columns).where(o.c.target_id.in_(ids), _in_window(o.c.observed_at, since, end))
         .order_by(o.c.observed_at, o.c.id))
     try:
         yield from result
@@ -244,28 +268,62 @@ def _stream(conn: Connection, ids: list[int], since: datetime, end: datetime) ->
         result.close()
 
 
+def _member(conn: Connection, key: str) -> Any:
+    """`detail`'s member `key` as JSON text (a string member without its quotes)."""
+    if conn.dialect.name == "sqlite":
+        # json_extract gives SQL values for scalars and JSON text for arrays and objects
+        return func.json_extract(observations.c.detail, f'$."{key}"')
+    return observations.c.detail.op("->>")(key)
+
+
+def _loads(text: Any) -> Any:
+    if text is None or not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _flag(value: Any) -> bool | None:
+    if value in (True, 1, "1", "true"):
+        return True
+    if value in (False, 0, "0", "false"):
+        return False
+    return None
+
+
+_DEPLOYMENT_KEYS = ("deployment_uuid", "commit", "status", "started_at", "finished_at", "application_status",
+                    "post_deployment_command", "migrates_on_deploy")
+
+
 def _deployments(conn: Connection, ids: list[int], since: datetime, end: datetime) -> tuple[list[Deployment], Deployment | None]:
     seen: dict[str, Deployment] = {}
     order: list[str] = []
     before: Deployment | None = None
-    for row in _stream(conn, ids, since, end):
-        d = row.detail or {}
+    last: tuple[Any, ...] | None = None
+    for row in _stream(conn, ids, since, end, _DEPLOYMENT_KEYS):
+        values = tuple(getattr(row, f"m_{k}") for k in _DEPLOYMENT_KEYS)
+        observed = _utc(row.observed_at)
+        assert observed is not None
+        if values == last and observed >= since:
+            continue
+        last = values
+        d = dict(zip(_DEPLOYMENT_KEYS, values))
         key = str(d.get("deployment_uuid") or d.get("commit") or "")
         if not key:
             continue
         dep = Deployment(
             uuid=d.get("deployment_uuid"), commit=d.get("commit"), status=d.get("status"),
             started_at=_parse_time(d.get("started_at")), finished_at=_parse_time(d.get("finished_at")),
-            first_seen=_utc(row.observed_at),  # type: ignore[arg-type]
-            application_status=d.get("application_status"),
+            first_seen=observed, application_status=d.get("application_status"),
             post_deployment_command=d.get("post_deployment_command") or None,
-            migrates_on_deploy=d.get("migrates_on_deploy") if isinstance(d.get("migrates_on_deploy"), bool) else None)
-        if _utc(row.observed_at) < since:  # type: ignore[operator]
+            migrates_on_deploy=_flag(d.get("migrates_on_deploy")))
+        if observed < since:
             before = dep
             continue
         if key in seen:
-            old = seen[key]
-            dep = Deployment(**{**dep.__dict__, "first_seen": old.first_seen})
+            dep = Deployment(**{**dep.__dict__, "first_seen": seen[key].first_seen})
         else:
             order.append(key)
         seen[key] = dep  # the newest observation of a deployment says how it ended
@@ -283,28 +341,26 @@ def _deployments(conn: Connection, ids: list[int], since: datetime, end: datetim
     return listed, before
 
 
-def _drift_key(state: str, d: dict[str, Any]) -> tuple[Any, ...]:
-    findings = tuple(sorted((str(f.get("kind")), str(f.get("table")), str(f.get("column")), str(f.get("name")))
-                            for f in d.get("findings") or [] if isinstance(f, dict)))
-    return state, d.get("schema_commit"), findings
+_DRIFT_KEYS = ("schema_commit", "summary", "findings", "schema_source", "fallback_reason")
 
 
 def _drift(conn: Connection, ids: list[int], since: datetime, end: datetime) -> list[DriftPoint]:
     points: list[DriftPoint] = []
     last: tuple[Any, ...] | None = None
-    for row in _stream(conn, ids, since, end):
-        d = row.detail or {}
-        key = _drift_key(row.state, d)
+    for row in _stream(conn, ids, since, end, _DRIFT_KEYS):
+        key = (row.state, row.m_schema_commit, row.m_summary, row.m_findings)
         if key == last:
             continue
         last = key
-        summary = d.get("summary") if isinstance(d.get("summary"), dict) else {}
+        summary = _loads(row.m_summary)
+        summary = summary if isinstance(summary, dict) else {}
+        findings = _loads(row.m_findings)
         points.append(DriftPoint(
             at=max(_utc(row.observed_at), since),  # type: ignore[type-var]
             state=row.state, summary={k: int(summary.get(k) or 0) for k in ("critical", "warning", "info")},
-            findings=tuple(f for f in d.get("findings") or [] if isinstance(f, dict)),
-            schema_commit=d.get("schema_commit"), schema_source=d.get("schema_source"),
-            fallback_reason=d.get("fallback_reason"), reason=row.reason))
+            findings=tuple(f for f in findings or [] if isinstance(f, dict)) if isinstance(findings, list) else (),
+            schema_commit=row.m_schema_commit, schema_source=row.m_schema_source,
+            fallback_reason=row.m_fallback_reason, reason=row.reason))
     return points
 
 
@@ -314,18 +370,22 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(str(v.get("name") if isinstance(v, dict) else v) for v in value)
 
 
+_MIGRATION_KEYS = ("pending", "failed", "by_state")
+
+
 def _migrations(conn: Connection, ids: list[int], since: datetime, end: datetime) -> list[MigrationsPoint]:
     points: list[MigrationsPoint] = []
     last: tuple[Any, ...] | None = None
-    for row in _stream(conn, ids, since, end):
-        d = row.detail or {}
-        pending, failed = _names(d.get("pending")), _names(d.get("failed"))
-        key = (row.state, pending, failed)
+    for row in _stream(conn, ids, since, end, _MIGRATION_KEYS):
+        key = (row.state, row.m_pending, row.m_failed)
         if key == last:
             continue
         last = key
-        points.append(MigrationsPoint(max(_utc(row.observed_at), since), row.state, pending, failed,  # type: ignore[type-var]
-                                      {**d, "reason": row.reason}))
+        by_state = _loads(row.m_by_state)
+        points.append(MigrationsPoint(max(_utc(row.observed_at), since), row.state,  # type: ignore[type-var]
+                                      _names(_loads(row.m_pending)), _names(_loads(row.m_failed)),
+                                      {"by_state": by_state if isinstance(by_state, dict) else None,
+                                       "reason": row.reason}))
     return points
 
 
