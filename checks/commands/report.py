@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -38,54 +37,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_report)
 
 
-def _config_path(args: argparse.Namespace) -> Path | None:
-    if args.config:
-        return Path(args.config)
-    env = os.environ.get("DRIFTWATCH_CONFIG", "").strip()
-    if env:
-        return Path(env)
-    default = Path("driftwatch.toml")
-    return default if default.is_file() else None
+def load_settings(args: argparse.Namespace) -> Any:
+    from checks.reports.settings import settings
 
-
-def load_settings(args: argparse.Namespace) -> tuple[str | None, list[str], str | None]:
-    """From the config (if any): the store URL, every secret value to redact, the environment's
-    redacted database URL. Raises UsageError for a config error or an unknown environment."""
-    from checks.errors import UsageError
-    from checks.reports.redact import secrets_in
-
-    path = _config_path(args)
-    if path is None:
-        return None, [], None
-    try:
-        from checks.config import load_config
-    except ImportError:
-        raise UsageError(f"{path}: this Driftwatch cannot read configuration files yet") from None
-    config = load_config(path)
-    secrets = secrets_in(config)
-    store = _get(config, "store", "url")
-    database = None
-    if args.env:
-        envs = _get(config, "environments") or {}
-        if args.env not in envs:
-            known = ", ".join(sorted(envs)) or "none"
-            raise UsageError(f"{path}: no environment {args.env!r} (known: {known})")
-        url = _get(envs[args.env], "database_url")
-        if isinstance(url, str) and url:
-            from checks.history.records import redact_database
-
-            database = redact_database(url)
-    return (store if isinstance(store, str) and store else None), secrets, database
-
-
-def _get(obj: Any, *keys: str) -> Any:
-    for key in keys:
-        if obj is None:
-            return None
-        if hasattr(obj, "get_secret_value"):
-            obj = obj.get_secret_value()
-        obj = obj.get(key) if isinstance(obj, dict) else getattr(obj, key, None)
-    return obj.get_secret_value() if hasattr(obj, "get_secret_value") else obj
+    return settings(args.config, args.env)
 
 
 def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -96,7 +51,7 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.list:
         if args.incident is not None or args.since or args.until or args.out:
             raise UsageError("--list takes only --env and --format")
-        store_url, _secrets, _db = load_settings(argparse.Namespace(**{**vars(args), "env": None}))
+        store_url = load_settings(argparse.Namespace(**{**vars(args), "env": None})).store_url
         fmt = args.format or "text"
         if fmt not in ("text", "json"):
             raise UsageError("--list prints text or json")
@@ -112,14 +67,14 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     fmt = args.format or "md"
     if fmt not in FORMATS:
         raise UsageError("--format must be md, html or json")
-    store_url, secrets, database = load_settings(args)
+    found = load_settings(args)
 
     from checks.reports import Redactor, build_report, render
 
-    with HistoryStore.open(store_url or args.history_url) as store:
+    with HistoryStore.open(found.store_url or args.history_url) as store:
         report = build_report(store, args.env, since=args.since, until=args.until, incident=args.incident,
-                              database=database)
-    text = render(report, fmt, Redactor(secrets))
+                              database=found.database)
+    text = render(report, fmt, Redactor(found.secrets))
     if args.out:
         target = Path(args.out)
         try:

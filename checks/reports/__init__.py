@@ -8,10 +8,13 @@
 Modules: `window` (the time window), `facts` (what was collected), `collect` (the history
 store → facts, the only module that knows its tables), `compose` (facts → the story, pure),
 `model` (the report and its JSON), `redact`, and the renderers `markdown`, `html`, `render`.
-The CLI (`driftwatch report`) and the dashboard's report page both call these functions.
+The CLI (`driftwatch report`) and the dashboard's report page (through `downloads`,
+`known_environments`, `incidents_of`) call these same functions.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -20,19 +23,24 @@ from .redact import Redactor, secrets_in
 from .render import FORMATS, MEDIA_TYPES, render
 from .window import Window, utcnow, window
 
+from .facts import IncidentInfo
+
 if TYPE_CHECKING:
     from ..history.store import HistoryStore
-    from .facts import IncidentInfo
 
 __all__ = [
     "FORMATS",
     "MEDIA_TYPES",
+    "Downloads",
     "Redactor",
     "Report",
     "Window",
     "build_report",
+    "downloads",
     "filename",
     "incident_window",
+    "incidents_of",
+    "known_environments",
     "list_incidents",
     "render",
     "secrets_in",
@@ -105,5 +113,56 @@ def filename(report: Report, fmt: str) -> str:
     return f"driftwatch-report-{safe}-{stamp}.{fmt}"
 
 
-def render_all(report: Report, redactor: Redactor | None = None) -> dict[str, Any]:
-    return {fmt: render(report, fmt, redactor) for fmt in FORMATS}
+@dataclass(frozen=True)
+class Downloads:
+    """A report and its three renderings, each named for download: what the dashboard page shows."""
+
+    report: Report
+    files: dict[str, str]  # format → text, redacted
+    names: dict[str, str]  # format → file name
+
+
+def downloads(
+    environment: str,
+    *,
+    since: str | datetime | None = None,
+    until: str | datetime | None = None,
+    incident: int | None = None,
+    history_url: str | None = None,
+    config: str | None = None,
+    secrets: Mapping[str, Any] | None = None,
+    now: datetime | None = None,
+) -> Downloads:
+    """Everything the dashboard's report page needs, by the CLI's own steps: read the config
+    (store, secrets, database), build the report, render md/html/json through one redactor.
+    `secrets` are st.secrets, whose values are redacted too. Raises DriftwatchError."""
+    from ..history import HistoryStore
+    from .settings import settings
+
+    found = settings(config, environment, secrets=secrets)
+    with HistoryStore.open(found.store_url or history_url) as store:
+        report = build_report(store, environment, since=since, until=until, incident=incident, now=now,
+                              database=found.database)
+    redactor = Redactor(found.secrets)
+    return Downloads(report, {fmt: render(report, fmt, redactor) for fmt in FORMATS},
+                     {fmt: filename(report, fmt) for fmt in FORMATS})
+
+
+def known_environments(history_url: str | None = None, config: str | None = None) -> list[str]:
+    """Environments with anything recorded in the store, and those the config names."""
+    from ..history import HistoryStore
+    from .collect import environments
+    from .settings import settings
+
+    found = settings(config)
+    with HistoryStore.open(found.store_url or history_url) as store:
+        return sorted(set(environments(store)) | set(found.environments))
+
+
+def incidents_of(environment: str | None, history_url: str | None = None, config: str | None = None) -> list[IncidentInfo]:
+    from ..history import HistoryStore
+    from .settings import settings
+
+    found = settings(config)
+    with HistoryStore.open(found.store_url or history_url) as store:
+        return list_incidents(store, environment)
