@@ -113,3 +113,66 @@ def test_redactor_text_examples():
     assert r.text("Authorization: Bearer abcdef123456") == "Authorization: ***"
     assert r.text('{"api_key": "zzz", "name": "ok"}') == '{"api_key": "***", "name": "ok"}'
     assert r.tree({"headers": {"Cookie": "a=b", "Accept": "text/html"}}) == {"headers": {"Cookie": "***", "Accept": "text/html"}}
+
+
+def test_the_cli_with_a_config_removes_every_resolved_secret_from_every_format(tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    """End to end: secrets resolved from driftwatch.toml (env references), planted in the store
+    where its own scrubbing does not reach (free text naming no key), reported in all formats."""
+    import io
+
+    from checks.cli import run
+    from checks.history import ActionRecord, HistoryStore
+    from checks.monitor.results import CheckResult
+    from tests.conftest import SAMPLE_SCHEMA
+    from tests.report_scenario import record_incident
+
+    store_path = tmp_path / "history.sqlite3"
+    with HistoryStore.open(str(store_path)) as store:
+        record_incident(store)
+        ids = {(t.kind, t.name): t.id for t in store.targets("production")}
+        store.record_result(ids[("deployment", "deployment")], CheckResult(
+            "deployment", "deployment", "error", f"Coolify refused token {COOLIFY_TOKEN} (401)", at(9, 30, 10), 5.0,
+            {"status": None, "note": f"sent {COOLIFY_TOKEN}"}))
+        store.record_result(ids[("smoke", "create project")], CheckResult(
+            "smoke", "create project", "failing", f"step 1: got 400, body echoed {API_TOKEN}", at(9, 30, 10), 5.0,
+            {"steps": [{"method": "POST", "url": SMOKE_URL, "status_code": 400, "state": "failing",
+                        "reason": "got 400", "excerpt": f"you sent {API_TOKEN} and {COOKIE}"}]}))
+        store.record_action(ActionRecord(kind="runbook", actor="alice@oncall", started_at=at(9, 30, 20),
+                                         environment="production", statements=f"-- run as app / {DB_PASSWORD}\nSELECT 1;",
+                                         database=f"postgresql://app:{DB_PASSWORD}@db.internal:5432/avatar",
+                                         error=f"psql: {COOKIE}", outcome="failed"))
+    config = tmp_path / "driftwatch.toml"
+    config.write_text(f"""
+[store]
+url = "{store_path}"
+
+[environments.production]
+database_url = "env:DATABASE_URL"
+schema = "{SAMPLE_SCHEMA}"
+
+[environments.production.coolify]
+url = "https://coolify.example.com"
+token = "env:COOLIFY_TOKEN"
+application = "sos80kw4koscosckww0wc4co"
+
+[[environments.production.smoke]]
+name = "create project"
+headers = {{ Authorization = "Bearer ${{env:API_TOKEN}}", Cookie = "env:COOKIE" }}
+[[environments.production.smoke.steps]]
+method = "POST"
+url = "{SMOKE_URL}"
+conditions = ["[STATUS] == 201"]
+""")
+    monkeypatch.setenv("DATABASE_URL", f"postgresql://app:{DB_PASSWORD}@db.internal:5432/avatar")
+    monkeypatch.setenv("COOLIFY_TOKEN", COOLIFY_TOKEN)
+    monkeypatch.setenv("API_TOKEN", API_TOKEN)
+    monkeypatch.setenv("COOKIE", COOKIE)
+    for fmt in ("md", "html", "json"):
+        target = tmp_path / f"report.{fmt}"
+        err = io.StringIO()
+        code = run(["report", "--config", str(config), "--env", "production", "--since", "2025-10-12T08:30:00Z",
+                    "--until", "2025-10-12T09:31:00Z", "--format", fmt, "--out", str(target)], io.StringIO(), err)
+        assert (code, err.getvalue()) == (0, "")
+        output = target.read_bytes()
+        assert [s for s in (DB_PASSWORD, COOLIFY_TOKEN, API_TOKEN, COOKIE) for v in spellings(s) if v.encode() in output] == []
+        assert b"Coolify refused token ***" in output or fmt == "html" and b"Coolify refused token ***" in output

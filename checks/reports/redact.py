@@ -135,15 +135,17 @@ def secrets_in(config: Any) -> list[str]:
     found: list[str] = []
 
     def walk(value: Any, key: str = "", in_headers: bool = False) -> None:
-        if hasattr(value, "model_dump"):
-            try:
-                value = value.model_dump()
-            except Exception:  # noqa: BLE001 - a model that cannot dump itself holds nothing we can read
-                return
+        fields = getattr(type(value), "model_fields", None)
+        if isinstance(fields, Mapping):
+            # Every field, those excluded from dumps too: a config keeps its resolved secrets there.
+            value = {name: getattr(value, name, None) for name in fields}
         elif hasattr(value, "__dataclass_fields__"):
             value = {name: getattr(value, name, None) for name in value.__dataclass_fields__}
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
+        if not isinstance(value, (str, bytes, int, float, Mapping, list, tuple, set, frozenset)) and value is not None \
+                and hasattr(value, "scheme"):
+            value = str(value)  # a URL object (pydantic's Url, yarl, …)
         if isinstance(value, str):
             if (in_headers and key.lower() not in _PLAIN_HEADERS) or (key and _SECRET_KEY.search(key)):
                 found.append(value)
