@@ -9,7 +9,8 @@ the defaults, an incident in the middle: a deployment, the drift check and a smo
 failing for two hours, three actions), then times `driftwatch report` over the whole window
 in each format, each in a fresh process, printing wall time and peak RSS (the process's
 ru_maxrss: Python, its imports and the report). The report must not load the window into
-memory: the figures should barely move between --days 1 and --days 7.
+memory: the figures should barely move between --days 1 and --days 7. The store's hourly
+roll-ups are made as the poller makes them (--no-rollup: raw results only, the worst case).
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ def child(argv: list[str]) -> None:
     print(json.dumps({"code": code, "seconds": seconds, "rss_mib": rss_kib / 1024}))
 
 
-def build(url: str, checks: int, days: float, interval: int, seed: int = 7) -> tuple[datetime, datetime, int]:
+def build(url: str, checks: int, days: float, interval: int, seed: int = 7, rollup: bool = True) -> tuple[datetime, datetime, int]:
     from sqlalchemy import insert
 
     from checks.history import ActionRecord, HistoryStore
@@ -133,6 +134,8 @@ def build(url: str, checks: int, days: float, interval: int, seed: int = 7) -> t
             store.record_action(ActionRecord(kind=kind, actor="bench@oncall", started_at=broken_from + timedelta(minutes=minutes),
                                              finished_at=broken_from + timedelta(minutes=minutes, seconds=2),
                                              environment=ENV, statements="SELECT 1;", outcome=outcome))
+        if rollup:
+            store.rollup(now=end)  # what the poller does every hour
         if store.dialect == "sqlite":
             with engine.begin() as conn:
                 conn.exec_driver_sql("ANALYZE")
@@ -153,14 +156,15 @@ def main() -> None:
     p.add_argument("--history-url", help="a PostgreSQL store to fill (default: a temporary SQLite file)")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--formats", default="md,html,json")
+    p.add_argument("--no-rollup", action="store_true", help="leave the hourly roll-ups empty (raw results only)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         url = args.history_url or str(Path(tmp) / "history.sqlite3")
         t0 = time.perf_counter()
-        start, end, rows = build(url, args.checks, args.days, args.interval)
+        start, end, rows = build(url, args.checks, args.days, args.interval, rollup=not args.no_rollup)
         where = "PostgreSQL" if url.startswith("postgres") else "SQLite"
         print(f"store: {where}, {args.checks} checks × {args.days:g} days every {args.interval} s = "
-              f"{rows:,} observations (built in {time.perf_counter() - t0:.1f} s)")
+              f"{rows:,} observations, roll-ups {'off' if args.no_rollup else 'on'} (built in {time.perf_counter() - t0:.1f} s)")
         try:
             load = os.getloadavg()[0]
         except OSError:

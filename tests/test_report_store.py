@@ -150,3 +150,24 @@ def test_postgresql_store_gives_the_same_report(make_db, incident_store: tuple[s
     a["incident"].pop("id"), b["incident"].pop("id")
     assert a == b
     assert on_pg.charts["latency"] == on_sqlite.charts["latency"]
+
+
+def test_hourly_buckets_read_the_rollups_and_agree_with_the_raw_results(tmp_path: Path):
+    """A week's report reads whole hours from the poller's roll-ups: same figures as raw."""
+    from checks.reports.collect import collect
+    from checks.reports.window import Window
+
+    with HistoryStore.open(str(tmp_path / "h.sqlite3")) as store:
+        record_incident(store)
+        win = Window(at(8, 10), at(10, 0), at(11, 0))
+        raw = collect(store, "production", win, max_points=2)
+        assert store.rollup(now=at(11, 0)) >= 2
+        rolled = collect(store, "production", win, max_points=2)
+    assert raw.bucket_seconds == rolled.bucket_seconds == 3600
+    key = lambda b: (b.kind, b.name, b.start)  # noqa: E731
+    a, b = sorted(raw.buckets, key=key), sorted(rolled.buckets, key=key)
+    assert [(x.kind, x.name, x.start, x.count, x.ok_count, x.bad_count) for x in a] == \
+           [(x.kind, x.name, x.start, x.count, x.ok_count, x.bad_count) for x in b]
+    assert all(abs((x.latency_avg or 0) - (y.latency_avg or 0)) < 1e-6 and x.latency_max == y.latency_max
+               for x, y in zip(a, b))
+    assert [c.count for c in raw.checks] == [c.count for c in rolled.checks]

@@ -12,13 +12,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Integer, and_, case, cast, func, literal_column, or_, select
 
 from ..errors import UsageError
-from ..history.tables import actions, flips, incidents, observations, targets
+from ..history.tables import actions, flips, incidents, observations, rollups, targets
 from .facts import ActionInfo, Bucket, CheckInfo, Deployment, DriftPoint, Facts, FlipInfo, IncidentInfo, MigrationsPoint
 from .window import Window, bucket_seconds
 
@@ -198,22 +198,67 @@ def _bucket_expr(conn: Connection, size: int) -> Any:
 
 
 def _buckets(conn: Connection, ids: dict[int, tuple[str, str]], since: datetime, end: datetime, size: int) -> Iterator[Bucket]:
+    """Per check and bucket: count, ok, bad, latency avg and max. Whole hours already rolled up
+    (by the poller, `rollups`) are read from there when the buckets are whole hours, so a
+    week costs ~170 roll-up rows per check; the rest is aggregated from raw results by the
+    database."""
     if not ids:
         return
     o = observations
+    merged: dict[tuple[int, int], list[Any]] = {}
+    raw_where = _in_window(o.c.observed_at, since, end)
+    if size % 3600 == 0:
+        first_hour = _ceil_hour(since)
+        watermark = conn.execute(select(func.max(rollups.c.hour))).scalar()
+        rolled_end = min(_utc(watermark) + timedelta(hours=1), _floor_hour(end)) if watermark is not None else first_hour
+        if rolled_end > first_hour:
+            r = rollups
+            for row in conn.execute(
+                    select(r.c.target_id, r.c.hour, r.c.count, r.c.ok_count, r.c.failing_count, r.c.latency_avg,
+                           r.c.latency_max)
+                    .where(r.c.target_id.in_(list(ids)), r.c.hour >= first_hour, r.c.hour < rolled_end)):
+                hour = _utc(row.hour)
+                assert hour is not None
+                _merge(merged, int(row.target_id), int(hour.timestamp()) // size, row.count, row.ok_count,
+                       row.failing_count, row.latency_avg, row.latency_max)
+            raw_where = or_(and_(o.c.observed_at >= since, o.c.observed_at < first_hour),
+                            and_(o.c.observed_at >= rolled_end, o.c.observed_at <= end))
     bucket = _bucket_expr(conn, size).label("bucket")
     query = (select(o.c.target_id, bucket, func.count().label("n"),
                     func.sum(case((o.c.state == "ok", 1), else_=0)).label("ok"),
                     func.sum(case((o.c.state.in_(BAD_STATES), 1), else_=0)).label("bad"),
                     func.avg(o.c.latency_ms).label("lat_avg"), func.max(o.c.latency_ms).label("lat_max"))
-             .where(o.c.target_id.in_(list(ids)), _in_window(o.c.observed_at, since, end))
-             .group_by(o.c.target_id, literal_column("bucket"))
-             .order_by(o.c.target_id, literal_column("bucket")))
-    for r in conn.execute(query):
-        kind, name = ids[int(r.target_id)]
-        yield Bucket(kind, name, datetime.fromtimestamp(int(r.bucket) * size, timezone.utc), int(r.n), int(r.ok or 0),
-                     int(r.bad or 0), None if r.lat_avg is None else float(r.lat_avg),
-                     None if r.lat_max is None else float(r.lat_max))
+             .where(o.c.target_id.in_(list(ids)), raw_where)
+             .group_by(o.c.target_id, literal_column("bucket")))
+    for row in conn.execute(query):
+        _merge(merged, int(row.target_id), int(row.bucket), row.n, row.ok, row.bad, row.lat_avg, row.lat_max)
+    for (tid, index), (n, ok, bad, lat_sum, lat_n, lat_max) in sorted(merged.items()):
+        kind, name = ids[tid]
+        yield Bucket(kind, name, datetime.fromtimestamp(index * size, timezone.utc), n, ok, bad,
+                     lat_sum / lat_n if lat_n else None, lat_max)
+
+
+def _merge(merged: dict[tuple[int, int], list[Any]], tid: int, index: int, n: Any, ok: Any, bad: Any,
+           lat_avg: Any, lat_max: Any) -> None:
+    acc = merged.setdefault((tid, index), [0, 0, 0, 0.0, 0, None])
+    n = int(n or 0)
+    acc[0] += n
+    acc[1] += int(ok or 0)
+    acc[2] += int(bad or 0)
+    if lat_avg is not None:
+        acc[3] += float(lat_avg) * n
+        acc[4] += n
+    if lat_max is not None:
+        acc[5] = float(lat_max) if acc[5] is None else max(acc[5], float(lat_max))
+
+
+def _floor_hour(at: datetime) -> datetime:
+    return at.replace(minute=0, second=0, microsecond=0)
+
+
+def _ceil_hour(at: datetime) -> datetime:
+    floor = _floor_hour(at)
+    return floor if floor == at else floor + timedelta(hours=1)
 
 
 def _flips(conn: Connection, environment: str, since: datetime, end: datetime) -> list[FlipInfo]:
