@@ -115,7 +115,7 @@ def incident_facts(*, until: datetime | None = at(9, 30), resolved: bool = True)
             ActionInfo(2, "fix", "alice@oncall", at(9, 8), at(9, 8, 2), "applied", "prisma/schema.prisma", FIX_SQL,
                        None, drift_json(AFTER_RUNBOOK), drift_json(()), {}),
             ActionInfo(3, "resolve", "alice@oncall", at(9, 9), at(9, 9, 1), "applied", MIGRATION, None, None, None,
-                       None, {"applied": MIGRATION}),
+                       None, {"migration": MIGRATION, "as": "applied"}),
         ]
         smoke_end_state, drift_end, mig_end = "ok", "ok", "ok"
         incident = IncidentInfo(7, "production", at(8, 37), at(9, 9, 30), incident.title)
@@ -215,7 +215,8 @@ def record_incident(store: Any, environment: str = "production", *, start: datet
                                    outcome="applied", drift_before=drift_json(AFTER_RUNBOOK), drift_after=drift_json(()))),
         (at(9, 9, 5), ActionRecord(kind="resolve", actor="alice@oncall", started_at=at(9, 9, 5), finished_at=at(9, 9, 6),
                                    environment=environment, target=MIGRATION, outcome="applied",
-                                   details={"applied": MIGRATION})),
+                                   details={"migrations": "prisma/migrations", "migration": MIGRATION,
+                                            "as": "applied"})),
     ]
     while t <= end:
         for result in results_at(t):

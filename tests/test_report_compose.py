@@ -167,3 +167,20 @@ def test_buckets_stay_few_whatever_the_window():
     assert bucket_seconds(timedelta(hours=1)) == 30
     assert timedelta(days=7).total_seconds() / bucket_seconds(timedelta(days=7)) <= 300
     assert timedelta(days=90).total_seconds() / bucket_seconds(timedelta(days=90)) <= 300
+
+
+def test_an_action_without_outcome_and_a_deploy_are_told_as_such():
+    import dataclasses
+
+    from checks.reports.facts import ActionInfo
+
+    facts = incident_facts()
+    facts.actions[1] = dataclasses.replace(facts.actions[1], outcome="started", drift_after=None)
+    facts.actions.append(ActionInfo(4, "deploy", "bob", at(9, 20), at(9, 20, 5), "refused", "prisma/migrations", None,
+                                    "P3018: migration failed", None, None,
+                                    {"migrations": "prisma/migrations", "applied": []}))
+    steps = as_json(facts)["resolution"]["steps"]
+    assert "no outcome recorded (the process ended mid-action)" in steps[1]["text"]
+    assert steps[1]["partial"] is False
+    assert steps[3]["command"] == "driftwatch migrate deploy --migrations prisma/migrations"
+    assert steps[3]["text"].endswith("refused (P3018: migration failed) — changed nothing")

@@ -14,6 +14,8 @@ from .facts import ActionInfo, CheckInfo, Deployment, DriftPoint, Facts, FlipInf
 from .model import Report, TimelineEntry, iso
 
 BAD = ("failing",)
+# An audit row left `started` (the process died) or `interrupted` (Ctrl-C): its effect is unknown.
+UNSETTLED = ("started", "interrupted")
 SOURCE_ORDER = {"deployment": 0, "migrations": 1, "drift": 2, "health": 3, "smoke": 4, "action": 5}
 # A deployment may finish a little after the first failing check saw its new code.
 DEPLOY_SLACK = timedelta(minutes=2)
@@ -229,11 +231,16 @@ def command_of(action: ActionInfo) -> str:
     if kind == "runbook":
         mode = " --apply" if action.outcome != "rehearsed" else ""
         return f"driftwatch runbook run {action.target or ''}{mode}".replace("  ", " ")
+    d = action.details if isinstance(action.details, dict) else {}
     if kind == "deploy":
-        return "driftwatch migrate deploy"
+        folder = d.get("migrations")
+        return "driftwatch migrate deploy" + (f" --migrations {folder}" if isinstance(folder, str) and folder else "")
     if kind == "resolve":
-        which = action.details.get("applied") or action.details.get("rolled_back") or action.target
-        flag = "--applied" if action.details.get("applied") else "--rolled-back" if action.details.get("rolled_back") else ""
+        which = d.get("migration") or (d.get("applied") if isinstance(d.get("applied"), str) else None) \
+            or d.get("rolled_back") or action.target
+        how = d.get("as") or ("applied" if isinstance(d.get("applied"), str) else
+                              "rolled_back" if d.get("rolled_back") else None)
+        flag = {"applied": "--applied", "rolled_back": "--rolled-back"}.get(str(how), "")
         return f"driftwatch migrate resolve {flag} {which or ''}".replace("  ", " ").strip()
     if kind == "migrate_command":
         return action.statements or "migrate command"
@@ -475,7 +482,9 @@ def _resolution(facts: Facts, clock: Clock, actions: list[ActionInfo], still: li
         line = f"{clock(a.started_at)} {a.actor} ran `{command}`: {a.outcome}"
         if a.error:
             line += f" ({a.error})"
-        if not changed:
+        if a.outcome in UNSETTLED:
+            line += " — no outcome recorded (the process ended mid-action): check what it changed"
+        elif not changed:
             line += " — changed nothing"
         elif after is None:
             line += "; drift after it unknown"

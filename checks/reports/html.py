@@ -119,7 +119,9 @@ def _resolution(res: dict[str, Any]) -> str:
         out = ["<ol>"]
         for step in res["steps"]:
             after = step.get("drift_after")
-            if step["outcome"] != "applied":
+            if step["outcome"] in ("started", "interrupted"):
+                note = "<span class='partial'>no outcome recorded</span> (the process ended mid-action): check what it changed"
+            elif step["outcome"] != "applied":
                 note = "changed nothing"
             elif after is None:
                 note = "drift after it: unknown"

@@ -62,7 +62,9 @@ def render_markdown(data: dict[str, Any]) -> str:
         out.append(f"{n}. **{when(step['at'])}** — {step['who']} ran `{step['command']}`: **{step['outcome']}**"
                    + (f" ({step['error']})" if step.get("error") else ""))
         after = step.get("drift_after")
-        if step["outcome"] != "applied":
+        if step["outcome"] in ("started", "interrupted"):
+            out.append("   - no outcome recorded (the process ended mid-action): check what it changed")
+        elif step["outcome"] != "applied":
             out.append("   - changed nothing")
         elif after is None:
             out.append("   - drift after it: unknown (no drift check after it)")
