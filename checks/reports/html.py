@@ -244,7 +244,7 @@ def _figures(charts: dict[str, Any]) -> list[str]:
 
     since: datetime = charts["since"]
     end: datetime = charts["end"]
-    layout = {"template": "plotly_white", "margin": {"l": 150, "r": 20, "t": 50, "b": 40},
+    layout = {"template": "plotly_white", "margin": {"l": 150, "r": 20, "t": 50, "b": 60},
               "xaxis": {"range": [since, end], "type": "date", "title": "UTC"}, "legend": {"orientation": "h", "y": -0.2},
               "font": {"size": 11}}
     figs: list[tuple[str, Any]] = []
