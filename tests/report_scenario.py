@@ -191,8 +191,9 @@ def results_at(t: datetime) -> list[Any]:
                                "findings": list(findings), "schema_source": "git"}),
         CheckResult("migrations", "migrations", "failing" if pending else "ok",
                     f"pending: {', '.join(pending)}" if pending else None, t, 20.0,
-                    {"pending": pending, "failed": [], "managed": True, "up_to_date": not pending,
-                     "by_state": {"applied": applied, **({"pending": pending} if pending else {})}}),
+                    {"schema_commit": schema_commit, "directory": "prisma/migrations", "managed": True,
+                     "up_to_date": not pending, "pending": pending, "failed": [], "rolled_back": [], "edited": [],
+                     "missing_locally": [], "applied_count": len(applied)}),
     ]
 
 

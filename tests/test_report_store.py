@@ -59,6 +59,9 @@ def check_story(data: dict) -> None:  # type: ignore[type-arg]
     assert ev["drift_after"]["summary"] == {"critical": 0, "warning": 0, "info": 0}
     assert [m["name"] for m in ev["migrations"]] == [MIGRATION]
     assert ev["migrations"][0]["state_at_end"] == "applied"
+    assert ev["migrations"][0]["first_seen"] == {"at": "2025-10-12T08:36:30Z", "state": "pending"}
+    assert ev["migrations"][0]["state_at_start"].startswith("not listed")
+    assert ev["migrations"][0]["changed_by"][0].startswith(f"alice@oncall: driftwatch migrate resolve --applied {MIGRATION}")
     assert [d["uuid"] for d in ev["deployments"]] == ["sos80kw4koscosckww0wc4co"]
     assert ev["smoke"][0]["status_code"] == 400
     health = next(c for c in ev["checks"] if c["kind"] == "health")

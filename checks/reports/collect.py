@@ -415,22 +415,27 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(str(v.get("name") if isinstance(v, dict) else v) for v in value)
 
 
-_MIGRATION_KEYS = ("pending", "failed", "by_state")
+_MIGRATION_KEYS = ("pending", "failed", "rolled_back", "edited", "missing_locally", "by_state")
 
 
 def _migrations(conn: Connection, ids: list[int], since: datetime, end: datetime) -> list[MigrationsPoint]:
     points: list[MigrationsPoint] = []
     last: tuple[Any, ...] | None = None
     for row in _stream(conn, ids, since, end, _MIGRATION_KEYS):
-        key = (row.state, row.m_pending, row.m_failed)
+        key = (row.state, row.m_pending, row.m_failed, row.m_rolled_back, row.m_edited, row.m_missing_locally)
         if key == last:
             continue
         last = key
         by_state = _loads(row.m_by_state)
+        detail: dict[str, Any] = {"reason": row.reason}
+        if isinstance(by_state, dict):
+            detail["by_state"] = by_state
+        for other in ("rolled_back", "edited", "missing_locally"):
+            names = _names(_loads(getattr(row, f"m_{other}")))
+            if names:
+                detail[other] = list(names)
         points.append(MigrationsPoint(max(_utc(row.observed_at), since), row.state,  # type: ignore[type-var]
-                                      _names(_loads(row.m_pending)), _names(_loads(row.m_failed)),
-                                      {"by_state": by_state if isinstance(by_state, dict) else None,
-                                       "reason": row.reason}))
+                                      _names(_loads(row.m_pending)), _names(_loads(row.m_failed)), detail))
     return points
 
 

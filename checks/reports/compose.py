@@ -728,12 +728,21 @@ def _migration_rows(facts: Facts) -> list[dict[str, Any]]:
             return "pending"
         if name in point.failed:
             return "failed"
-        by_state = (point.detail or {}).get("by_state")
+        detail = point.detail or {}
+        for other in ("rolled_back", "edited", "missing_locally"):
+            if name in (detail.get(other) or []):
+                return other
+        by_state = detail.get("by_state")
         if isinstance(by_state, dict):
             for st, listed in by_state.items():
                 if isinstance(listed, list) and name in listed:
                     return str(st)
             return "not in the deployed migrations"
+        seen = first_seen(name)
+        if point.state in ("error", "unknown"):
+            return "unknown (the history could not be read)"
+        if seen is not None and point.at < datetime.fromisoformat(seen["at"].replace("Z", "+00:00")):
+            return "not listed (applied, or not yet in the deployed migrations)"
         return "applied"
 
     def first_seen(name: str) -> dict[str, Any] | None:
