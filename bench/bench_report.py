@@ -145,6 +145,16 @@ def build(url: str, checks: int, days: float, interval: int, seed: int = 7, roll
     return start, end, rows
 
 
+def _count(url: str) -> int:
+    from sqlalchemy import func, select
+
+    from checks.history import HistoryStore
+    from checks.history.tables import observations
+
+    with HistoryStore.open(url) as store, store.engine.connect() as conn:
+        return int(conn.execute(select(func.count()).select_from(observations)).scalar() or 0)
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         child(sys.argv[2:])
@@ -157,11 +167,16 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--formats", default="md,html,json")
     p.add_argument("--no-rollup", action="store_true", help="leave the hourly roll-ups empty (raw results only)")
+    p.add_argument("--store", metavar="FILE", help="keep the SQLite store here; reuse it when it exists (skips building)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
-        url = args.history_url or str(Path(tmp) / "history.sqlite3")
+        url = args.history_url or args.store or str(Path(tmp) / "history.sqlite3")
         t0 = time.perf_counter()
-        start, end, rows = build(url, args.checks, args.days, args.interval, rollup=not args.no_rollup)
+        if args.store and Path(args.store).exists():
+            end = datetime(2025, 10, 12, 12, 0, tzinfo=timezone.utc)
+            start, rows = end - timedelta(days=args.days), _count(url)
+        else:
+            start, end, rows = build(url, args.checks, args.days, args.interval, rollup=not args.no_rollup)
         where = "PostgreSQL" if url.startswith("postgres") else "SQLite"
         print(f"store: {where}, {args.checks} checks × {args.days:g} days every {args.interval} s = "
               f"{rows:,} observations, roll-ups {'off' if args.no_rollup else 'on'} (built in {time.perf_counter() - t0:.1f} s)")

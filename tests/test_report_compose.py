@@ -144,7 +144,7 @@ def test_html_is_self_contained_with_inline_plotly_and_prints():
     assert not re.search(r"<link[^>]*\bhref\s*=\s*[\"']?(https?:)?//", html, re.IGNORECASE)
     assert not re.search(r"@import|url\(\s*[\"']?(https?:)?//", html.split("<script>")[0], re.IGNORECASE)
     assert "Plotly.newPlot" in html and html.count("<script>") >= 2
-    assert "id=\"chart-states\"" in html and "id=\"chart-drift\"" in html
+    assert "id='chart-states'" in html and "id='chart-drift'" in html
     assert "@media print" in html
     assert "partial</span>" in html
 

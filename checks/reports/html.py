@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from .markdown import STATUS_LABEL, _seen, when
@@ -229,84 +229,111 @@ def _label(kind: str, name: str) -> str:
     return kind if kind == name else f"{kind}: {name}"
 
 
-def _markers(fig: Any, charts: dict[str, Any], *, rows: int = 1) -> None:
+def _markers(charts: dict[str, Any]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Deployments (dashed blue, labelled) and actions (dotted orange) as vertical lines."""
+    shapes: list[dict[str, Any]] = []
+    notes: list[dict[str, Any]] = []
     for d in charts["deployments"]:
-        fig.add_vline(x=d["at"], line_width=1.5, line_dash="dash", line_color="#1565c0")
-        fig.add_annotation(x=d["at"], y=1, yref="paper", text="deploy " + d["label"], showarrow=False,
-                           xanchor="left", yanchor="bottom", font={"size": 10, "color": "#1565c0"})
+        shapes.append({"type": "line", "x0": d["at"], "x1": d["at"], "xref": "x", "y0": 0, "y1": 1, "yref": "paper",
+                       "line": {"color": "#1565c0", "width": 1.5, "dash": "dash"}})
+        notes.append({"x": d["at"], "y": 1, "xref": "x", "yref": "paper", "text": "deploy " + d["label"],
+                      "showarrow": False, "xanchor": "left", "yanchor": "bottom", "font": {"size": 10, "color": "#1565c0"}})
     for a in charts["actions"]:
-        fig.add_vline(x=a["at"], line_width=1, line_dash="dot", line_color="#ef6c00")
+        shapes.append({"type": "line", "x0": a["at"], "x1": a["at"], "xref": "x", "y0": 0, "y1": 1, "yref": "paper",
+                       "line": {"color": "#ef6c00", "width": 1, "dash": "dot"}})
+    return shapes, notes
+
+
+def _layout(charts: dict[str, Any], title: str, height: int, **extra: Any) -> dict[str, Any]:
+    shapes, notes = _markers(charts)
+    layout: dict[str, Any] = {
+        "title": {"text": title, "font": {"size": 14}}, "height": height, "template": None,
+        "paper_bgcolor": "#fff", "plot_bgcolor": "#fff", "font": {"size": 11},
+        "margin": {"l": 150, "r": 20, "t": 50, "b": 60},
+        "xaxis": {"range": [charts["since"], charts["end"]], "type": "date", "title": {"text": "UTC"},
+                  "gridcolor": "#eee", "linecolor": "#ccc"},
+        "yaxis": {"gridcolor": "#eee", "zerolinecolor": "#ccc"},
+        "legend": {"orientation": "h", "y": -0.25}, "shapes": shapes, "annotations": notes,
+        "hovermode": "closest",
+    }
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(layout.get(key), dict):
+            layout[key] = {**layout[key], **value}
+        else:
+            layout[key] = value
+    return layout
 
 
 def _figures(charts: dict[str, Any]) -> list[str]:
-    import plotly.graph_objects as go
-    import plotly.io as pio
-
-    since: datetime = charts["since"]
+    """The charts as plotly.js figures: plain JSON (plotly.py's figure validation costs seconds
+    on a week of 50 checks and adds nothing here), one inline script each."""
     end: datetime = charts["end"]
-    layout = {"template": "plotly_white", "margin": {"l": 150, "r": 20, "t": 50, "b": 60},
-              "xaxis": {"range": [since, end], "type": "date", "title": "UTC"}, "legend": {"orientation": "h", "y": -0.2},
-              "font": {"size": 11}}
-    figs: list[tuple[str, Any]] = []
+    figs: list[tuple[str, list[dict[str, Any]], dict[str, Any]]] = []
 
     # 1. every check's state over the window: one row per check, coloured segments
     segments = charts["states"]
     if segments:
-        labels = []
-        for s in segments:
-            label = _label(s["kind"], s["name"])
+        labels: list[str] = []
+        for seg in segments:
+            label = _label(seg["kind"], seg["name"])
             if label not in labels:
                 labels.append(label)
-        fig = go.Figure()
+        traces = []
         for state, colour in STATE_COLOURS.items():
             xs: list[Any] = []
             ys: list[Any] = []
-            for s in segments:
-                if s["state"] == state:
-                    xs += [s["from"], s["to"], None]
-                    ys += [_label(s["kind"], s["name"])] * 2 + [None]
+            for seg in segments:
+                if seg["state"] == state:
+                    xs += [seg["from"], seg["to"], None]
+                    ys += [_label(seg["kind"], seg["name"])] * 2 + [None]
             if xs:
-                fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=state, line={"color": colour, "width": 14},
-                                         hoverinfo="x+y+name"))
-        fig.update_layout(**layout, title="Check states over the window (deployments dashed blue, actions dotted orange)",
-                          height=max(220, 60 + 28 * len(labels)))
-        fig.update_yaxes(categoryorder="array", categoryarray=list(reversed(labels)))
-        _markers(fig, charts)
-        figs.append(("states", fig))
+                traces.append({"type": "scatter", "mode": "lines", "name": state, "x": xs, "y": ys,
+                               "line": {"color": colour, "width": 14}, "hoverinfo": "x+y+name"})
+        figs.append(("states", traces, _layout(
+            charts, "Check states over the window (deployments dashed blue, actions dotted orange)",
+            max(220, 90 + 28 * len(labels)),
+            yaxis={"type": "category", "categoryorder": "array", "categoryarray": list(reversed(labels))})))
 
     # 2. latency of the HTTP checks, per bucket (the database averaged it)
     latency = [s for s in charts["latency"] if s["kind"] in ("health", "smoke") and any(v is not None for v in s["avg"])]
     if latency:
-        fig = go.Figure()
-        for s in latency:
-            fig.add_trace(go.Scatter(x=s["t"], y=s["avg"], mode="lines", name=_label(s["kind"], s["name"]),
-                                     connectgaps=False))
+        traces = [{"type": "scatter", "mode": "lines", "name": _label(s["kind"], s["name"]), "x": s["t"], "y": s["avg"],
+                   "connectgaps": False} for s in latency]
         size = charts["bucket_seconds"]
-        fig.update_layout(**layout, title=f"Latency, average per {size // 60 if size >= 60 else size} "
-                                          f"{'min' if size >= 60 else 's'} (ms)", height=360)
-        fig.update_yaxes(title="ms", rangemode="tozero")
-        _markers(fig, charts)
-        figs.append(("latency", fig))
+        unit = f"{size // 3600} h" if size >= 3600 else f"{size // 60} min" if size >= 60 else f"{size} s"
+        figs.append(("latency", traces, _layout(charts, f"Latency of the HTTP checks, average per {unit} (ms)", 380,
+                                                yaxis={"title": {"text": "ms"}, "rangemode": "tozero"})))
 
     # 3. drift findings over time: a step line from the drift check's change points
     drift = charts["drift"]
     if drift:
-        fig = go.Figure()
         xs = [p["at"] for p in drift] + [end]
+        traces = []
         for key, colour in (("critical", "#c62828"), ("warning", "#f9a825"), ("info", "#90a4ae")):
-            ys = [p[key] for p in drift] + [drift[-1][key]]
-            fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", line_shape="hv", name=key, line={"color": colour, "width": 2.5}))
-        fig.update_layout(**layout, title="Drift findings over time", height=300)
-        fig.update_yaxes(title="findings", rangemode="tozero", dtick=1)
-        _markers(fig, charts)
-        figs.append(("drift", fig))
+            traces.append({"type": "scatter", "mode": "lines", "name": key, "x": xs,
+                           "y": [p[key] for p in drift] + [drift[-1][key]],
+                           "line": {"shape": "hv", "color": colour, "width": 2.5}})
+        figs.append(("drift", traces, _layout(charts, "Drift findings over time", 300,
+                                              yaxis={"title": {"text": "findings"}, "rangemode": "tozero", "dtick": 1})))
 
     out = []
-    for name, fig in figs:
-        div = pio.to_html(fig, full_html=False, include_plotlyjs=False, div_id=f"chart-{name}",
-                          config={"displaylogo": False, "responsive": True})
-        out.append(f"<div class='chart'>{div}</div>")
+    config = {"displaylogo": False, "responsive": True}
+    for name, traces, layout in figs:
+        payload = ", ".join(_js(v) for v in (traces, layout, config))
+        out.append(f"<div class='chart'><div id='chart-{name}' class='plotly-graph-div' style='height:{layout['height']}px;"
+                   f"width:100%'></div><script>Plotly.newPlot('chart-{name}', {payload});</script></div>")
     return out
+
+
+def _js(value: Any) -> str:
+    """JSON for an inline script: times as ISO 8601, and no `</` that could end the script."""
+    return json.dumps(value, default=_default, separators=(",", ":")).replace("</", "<\\/")
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")  # plotly reads it as UTC wall time
+    return str(value)
 
 
 def to_json_safe(value: Any) -> str:
