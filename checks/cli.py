@@ -43,7 +43,7 @@ def add_database_option(p: argparse.ArgumentParser) -> None:
 
 # Command groups that live in their own modules (checks/commands/<group>.py), each with
 # `register(subparsers)`; their handlers import the heavy modules lazily.
-_COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit", "config", "report")
+_COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit", "config", "poll", "report")
 
 
 def _command_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
@@ -111,6 +111,10 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         result = check_database(url, args.schema, cache=True)
         report = result.report
         history = _migration_history(url, args)
+        if history is not None and "error" not in history:
+            from .replay import check_advice  # drift no migration explains: deploying cannot fix it
+
+            history["next_steps"] = check_advice(report.findings, str(history["directory"]))
         if args.format == "json":
             import json
 
@@ -156,14 +160,19 @@ def _history_text(history: dict[str, object]) -> str:
                 f"(no _prisma_migrations table)\n")
     by_state: dict[str, list[str]] = history["by_state"]  # type: ignore[assignment]
     if history["up_to_date"]:
-        return f"\nMigrations ({history['directory']}): all {len(by_state.get('applied', []))} applied\n"
+        return (f"\nMigrations ({history['directory']}): all {len(by_state.get('applied', []))} applied\n"
+                + _steps_text(history))
     lines = [f"\nMigrations ({history['directory']}):"]
     for state, names in by_state.items():
         if state != "applied":
             lines.append(f"  {state.replace('_', ' ')}: {', '.join(names)}")
     if "pending" in by_state:
         lines.append("  → apply them: driftwatch migrate deploy --migrations " + str(history["directory"]))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _steps_text(history)
+
+
+def _steps_text(history: dict[str, object]) -> str:
+    return "".join(f"  → {step}\n" for step in history.get("next_steps") or ())  # type: ignore[attr-defined]
 
 
 def cmd_sql(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

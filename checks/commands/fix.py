@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also run destructive statements (drops, narrowing type changes, enum value removal, "
                         "statements the data would make fail)")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--drop-index", action="append", default=[], metavar="NAME",
+                   help="also drop this index the schema cannot express (partial, on an expression, with INCLUDE), "
+                        "which a plan otherwise keeps; repeatable; a drop still needs --allow-destructive to run")
     add_guard_options(p)
     p.add_argument("--record-migration", metavar="DIR",
                    help="with --apply: write what was applied as DIR/<timestamp>_driftwatch_fix/migration.sql and "
@@ -278,7 +281,8 @@ def _plan(args: argparse.Namespace, url: str, conn: Any, limits: "Limits",
 
     before = check_database(url, args.schema)
     data = LiveData(conn, min(limits.statement_timeout, 10.0), limits.lock_timeout)
-    plan = plan_fixes(before.expected, before.actual, before.report, data)
+    plan = plan_fixes(before.expected, before.actual, before.report, data,
+                      drop_indexes=getattr(args, "drop_index", None) or ())
     view = _View(args, out, redact(url), plan)
     view.show_plan(before.report)
     return before.report, plan, view
