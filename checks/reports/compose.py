@@ -211,10 +211,16 @@ def migrations_at(facts: Facts, at: datetime | None) -> MigrationsPoint | None:
         return None
     if at is None:
         return facts.migrations[0]
+    # The state in force at `at`; when it shows nothing wrong, the first result soon after it
+    # (the migration check runs next to, not exactly with, the drift check).
     found = None
     for point in facts.migrations:
-        if point.at <= at + DEPLOY_SLACK:
+        if point.at <= at:
             found = point
+    if found is None or not (found.pending or found.failed):
+        soon = next((p for p in facts.migrations if at < p.at <= at + DEPLOY_SLACK), None)
+        if soon is not None and (soon.pending or soon.failed):
+            return soon
     return found or facts.migrations[0]
 
 
