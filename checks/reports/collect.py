@@ -189,8 +189,9 @@ def _last_flip_states(conn: Connection, ids: list[int], *, before: datetime, inc
     return {int(r.target_id): (r.to_state, r.reason) for r in rows}
 
 
-def _bucket_expr(conn: Connection, size: int) -> Any:
-    col = observations.c.observed_at
+def _bucket_expr(conn: Connection, size: int, col: Any = None) -> Any:
+    """The bucket number of a time column, computed by the database (no datetime per row in Python)."""
+    col = observations.c.observed_at if col is None else col
     if conn.dialect.name == "sqlite":
         # `//`: SQLAlchemy 2's `/` is true division and would make every row its own bucket.
         return cast(func.strftime("%s", col), Integer) // size
@@ -206,32 +207,38 @@ def _buckets(conn: Connection, ids: dict[int, tuple[str, str]], since: datetime,
         return
     o = observations
     merged: dict[tuple[int, int], list[Any]] = {}
-    raw_where = _in_window(o.c.observed_at, since, end)
+    ranges = [(since, end, True)]
     if size % 3600 == 0:
         first_hour = _ceil_hour(since)
         watermark = conn.execute(select(func.max(rollups.c.hour))).scalar()
         rolled_end = min(_utc(watermark) + timedelta(hours=1), _floor_hour(end)) if watermark is not None else first_hour
         if rolled_end > first_hour:
             r = rollups
+            rolled_bucket = _bucket_expr(conn, size, r.c.hour).label("bucket")
             for row in conn.execute(
-                    select(r.c.target_id, r.c.hour, r.c.count, r.c.ok_count, r.c.failing_count, r.c.latency_avg,
-                           r.c.latency_max)
-                    .where(r.c.target_id.in_(list(ids)), r.c.hour >= first_hour, r.c.hour < rolled_end)):
-                hour = _utc(row.hour)
-                assert hour is not None
-                _merge(merged, int(row.target_id), int(hour.timestamp()) // size, row.count, row.ok_count,
-                       row.failing_count, row.latency_avg, row.latency_max)
-            raw_where = or_(and_(o.c.observed_at >= since, o.c.observed_at < first_hour),
-                            and_(o.c.observed_at >= rolled_end, o.c.observed_at <= end))
+                    select(r.c.target_id, rolled_bucket, func.sum(r.c.count).label("n"), func.sum(r.c.ok_count).label("ok"),
+                           func.sum(r.c.failing_count).label("bad"),
+                           (func.sum(r.c.latency_avg * r.c.count) / func.nullif(func.sum(
+                               case((r.c.latency_avg.is_not(None), r.c.count), else_=0)), 0)).label("lat_avg"),
+                           func.max(r.c.latency_max).label("lat_max"))
+                    .where(r.c.target_id.in_(list(ids)), r.c.hour >= first_hour, r.c.hour < rolled_end)
+                    .group_by(r.c.target_id, literal_column("bucket"))):
+                _merge(merged, int(row.target_id), int(row.bucket), row.n, row.ok, row.bad, row.lat_avg, row.lat_max)
+            # One query per raw range: an OR of two ranges keeps SQLite off the index.
+            ranges = [(since, first_hour, False), (rolled_end, end, True)]
     bucket = _bucket_expr(conn, size).label("bucket")
-    query = (select(o.c.target_id, bucket, func.count().label("n"),
-                    func.sum(case((o.c.state == "ok", 1), else_=0)).label("ok"),
-                    func.sum(case((o.c.state.in_(BAD_STATES), 1), else_=0)).label("bad"),
-                    func.avg(o.c.latency_ms).label("lat_avg"), func.max(o.c.latency_ms).label("lat_max"))
-             .where(o.c.target_id.in_(list(ids)), raw_where)
-             .group_by(o.c.target_id, literal_column("bucket")))
-    for row in conn.execute(query):
-        _merge(merged, int(row.target_id), int(row.bucket), row.n, row.ok, row.bad, row.lat_avg, row.lat_max)
+    for low, high, inclusive in ranges:
+        if low >= high:
+            continue
+        query = (select(o.c.target_id, bucket, func.count().label("n"),
+                        func.sum(case((o.c.state == "ok", 1), else_=0)).label("ok"),
+                        func.sum(case((o.c.state.in_(BAD_STATES), 1), else_=0)).label("bad"),
+                        func.avg(o.c.latency_ms).label("lat_avg"), func.max(o.c.latency_ms).label("lat_max"))
+                 .where(o.c.target_id.in_(list(ids)), o.c.observed_at >= low,
+                        o.c.observed_at <= high if inclusive else o.c.observed_at < high)
+                 .group_by(o.c.target_id, literal_column("bucket")))
+        for row in conn.execute(query):
+            _merge(merged, int(row.target_id), int(row.bucket), row.n, row.ok, row.bad, row.lat_avg, row.lat_max)
     for (tid, index), (n, ok, bad, lat_sum, lat_n, lat_max) in sorted(merged.items()):
         kind, name = ids[tid]
         yield Bucket(kind, name, datetime.fromtimestamp(index * size, timezone.utc), n, ok, bad,
@@ -306,19 +313,20 @@ def _stream(conn: Connection, ids: list[int], since: datetime, end: datetime, ke
         .order_by(o.c.observed_at.desc(), o.c.id.desc()).limit(1)).first()
     if before is not None:
         yield before
-    inner = select(*columns).where(o.c.target_id.in_(ids), _in_window(o.c.observed_at, since, end))
+    window = and_(o.c.target_id.in_(ids), _in_window(o.c.observed_at, since, end))
     if changes:
-        key: Any = cast(o.c.state, Text)
-        for name in changes:
-            key = key.op("||")(literal("|", Text)).op("||")(func.coalesce(cast(members[name], Text), literal("", Text)))
+        # First the rows whose state or detail text differs from the row before (cheap: no
+        # JSON work), then the members of those rows only; `changes` are compared again in
+        # Python, so a detail that differs elsewhere costs a row, never a wrong change point.
+        key: Any = cast(o.c.state, Text).op("||")(literal("|", Text)).op("||")(
+            func.coalesce(cast(o.c.detail, Text), literal("", Text)))
         ordering = (o.c.observed_at, o.c.id)
-        inner = inner.add_columns(key.label("k"), func.lag(key).over(order_by=ordering).label("prev_k"))
-        sub = inner.subquery()
-        query = (select(*(sub.c[c.name] for c in columns))
-                 .where(or_(sub.c.prev_k.is_(None), sub.c.prev_k != sub.c.k))
-                 .order_by(sub.c.observed_at))
+        lagged = select(o.c.id, key.label("k"), func.lag(key).over(order_by=ordering).label("prev_k")) \
+            .where(window).subquery()
+        changed = select(lagged.c.id).where(or_(lagged.c.prev_k.is_(None), lagged.c.prev_k != lagged.c.k))
+        query = select(*columns).where(o.c.id.in_(changed)).order_by(o.c.observed_at, o.c.id)
     else:
-        query = inner.order_by(o.c.observed_at, o.c.id)
+        query = select(*columns).where(window).order_by(o.c.observed_at, o.c.id)
     result = conn.execution_options(yield_per=STREAM_ROWS).execute(query)
     try:
         yield from result
