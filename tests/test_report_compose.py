@@ -184,3 +184,17 @@ def test_an_action_without_outcome_and_a_deploy_are_told_as_such():
     assert steps[1]["partial"] is False
     assert steps[3]["command"] == "driftwatch migrate deploy --migrations prisma/migrations"
     assert steps[3]["text"].endswith("refused (P3018: migration failed) — changed nothing")
+
+
+def test_a_check_flapping_between_ok_and_warning_is_one_timeline_line():
+    from checks.reports.facts import FlipInfo
+
+    facts = incident_facts()
+    for i in range(20):
+        facts.flips.append(FlipInfo(at(8, 40 + i), "health", "api health", "ok" if i % 2 == 0 else "warning",
+                                    "warning" if i % 2 == 0 else "ok", "[RESPONSE_TIME] < 800: got 950" if i % 2 == 0 else None))
+    facts.flips.sort(key=lambda f: f.at)
+    lines = [e for e in as_json(facts)["timeline"] if e["source"] == "health"]
+    assert [e["text"] for e in lines] == [
+        'health "api health" flapped between ok and warning 20 times (first 08:40:00, last 08:59:00): '
+        "[RESPONSE_TIME] < 800: got 950"]

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from .facts import ActionInfo, CheckInfo, Deployment, DriftPoint, Facts, FlipInfo, MigrationsPoint
+from .facts import ActionInfo, Deployment, DriftPoint, Facts, FlipInfo, MigrationsPoint
 from .model import Report, TimelineEntry, iso
 
 BAD = ("failing",)
@@ -565,6 +565,40 @@ def _flip_text(flip: FlipInfo) -> str:
     return f"{check_label(flip.kind, flip.name)} {change}" + (f": {said}" if said else "")
 
 
+FLAP_LISTED = 4  # more ok ↔ warning changes than this for one check are told as one line
+
+
+def _is_flap(flip: FlipInfo) -> bool:
+    return flip.from_state in ("ok", "warning") and flip.to_state in ("ok", "warning")
+
+
+def _flap_counts(facts: Facts) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for flip in facts.flips:
+        if _is_flap(flip):
+            counts[(flip.kind, flip.name)] = counts.get((flip.kind, flip.name), 0) + 1
+    return counts
+
+
+def _flapping(facts: Facts, clock: Clock) -> list[TimelineEntry]:
+    """One line per check that flapped between ok and warning many times: a week of a slightly
+    slow endpoint is not a thousand timeline rows."""
+    out = []
+    by_check: dict[tuple[str, str], list[FlipInfo]] = {}
+    for flip in facts.flips:
+        if _is_flap(flip):
+            by_check.setdefault((flip.kind, flip.name), []).append(flip)
+    for (kind, name), flaps in by_check.items():
+        n = len(flaps)
+        if n <= FLAP_LISTED:
+            continue
+        reason = next((f.reason for f in flaps if f.to_state == "warning" and f.reason), None)
+        out.append(TimelineEntry(flaps[0].at, kind, f"{check_label(kind, name)} flapped between ok and warning {n} times "
+                                                     f"(first {clock(flaps[0].at)}, last {clock(flaps[-1].at)})"
+                                                     + (f": {reason}" if reason else "")))
+    return out
+
+
 def _timeline(facts: Facts, clock: Clock) -> list[TimelineEntry]:
     entries: list[TimelineEntry] = []
     for dep in facts.deployments:
@@ -580,14 +614,18 @@ def _timeline(facts: Facts, clock: Clock) -> list[TimelineEntry]:
             entries.append(TimelineEntry(dep.first_seen, "deployment", f"{label}: {dep.status or 'seen'}"))
     drift_at_times = {p.at for p in facts.drift}
     mig_at_times = {p.at for p in facts.migrations}
+    flap_counts = _flap_counts(facts)
     for flip in facts.flips:
         if flip.from_state is None and flip.to_state == "ok":
             continue  # a check's first, healthy observation is not news
+        if _is_flap(flip) and flap_counts.get((flip.kind, flip.name), 0) > FLAP_LISTED:
+            continue  # told once, by _flapping
         if flip.kind == "drift" and flip.at in drift_at_times:
             continue  # told by the drift change point at the same moment, with its findings
         if flip.kind == "migrations" and flip.at in mig_at_times:
             continue
         entries.append(TimelineEntry(flip.at, flip.kind, _flip_text(flip)))
+    entries += _flapping(facts, clock)
     flip_states = {(f.kind, f.at): f for f in facts.flips}
     previous: DriftPoint | None = None
     for point in facts.drift:

@@ -334,7 +334,3 @@ def _default(value: Any) -> Any:
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")  # plotly reads it as UTC wall time
     return str(value)
-
-
-def to_json_safe(value: Any) -> str:
-    return json.dumps(value, default=str)
