@@ -18,12 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from .facts import IncidentInfo
 from .model import Report
 from .redact import Redactor, secrets_in
 from .render import FORMATS, MEDIA_TYPES, render
 from .window import Window, utcnow, window
-
-from .facts import IncidentInfo
 
 if TYPE_CHECKING:
     from ..history.store import HistoryStore
