@@ -423,10 +423,18 @@ def _impact(facts: Facts, clock: Clock, eps: list[Episode]) -> dict[str, Any]:
     failed_keys = {(e.kind, e.name) for e in eps}
     stayed_ok = [c for c in facts.checks if (c.kind, c.name) not in failed_keys and c.count and c.failing_count == 0]
     unobserved = [c for c in facts.checks if c.state_at_end == "error"]
-    for c in stayed_ok:
-        if c.kind in ("health", "smoke"):
+    for kind in ("health", "smoke"):
+        calm = [c for c in stayed_ok if c.kind == kind]
+        if len(calm) > 3:  # fifty endpoints that never failed are one line, not fifty
+            names = ", ".join(repr(c.name) for c in calm[:3])
+            warned = sum(1 for c in calm if c.ok_count < c.count)
+            lines.append(f"{len(calm)} {kind} checks never failed ({names} and {len(calm) - 3} more)"
+                         + (f"; {warned} of them had warnings" if warned else ""))
+            continue
+        for c in calm:
             code = (c.detail_at_end or {}).get("status_code")
-            lines.append(f"{check_label(c.kind, c.name)} stayed ok throughout" + (f" (HTTP {code})" if code else ""))
+            how = "stayed ok throughout" if c.ok_count == c.count else f"never failed ({c.count - c.ok_count} warnings)"
+            lines.append(f"{check_label(c.kind, c.name)} {how}" + (f" (HTTP {code})" if code else ""))
     for c in unobserved:
         lines.append(f"{check_label(c.kind, c.name)} could not be observed at the end: {c.reason_at_end}")
     text = "\n".join(lines) if lines else "No check failed in this window."
