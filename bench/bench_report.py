@@ -167,11 +167,30 @@ def main() -> None:
     p.add_argument("--days", type=float, default=7)
     p.add_argument("--interval", type=int, default=30)
     p.add_argument("--history-url", help="a PostgreSQL store to fill (default: a temporary SQLite file)")
+    p.add_argument("--pg", choices=("pgserver", "system"),
+                   help="start an embedded PostgreSQL (the pgserver wheel, or the system's pg_ctl) for the store")
     p.add_argument("--runs", type=int, default=3)
     p.add_argument("--formats", default="md,html,json")
     p.add_argument("--no-rollup", action="store_true", help="leave the hourly roll-ups empty (raw results only)")
     p.add_argument("--store", metavar="FILE", help="keep the SQLite store here; reuse it when it exists (skips building)")
     args = p.parse_args()
+    server = None
+    if args.pg:
+        import warnings
+
+        from checks.localpg import start as start_pg
+
+        warnings.filterwarnings("ignore")  # platformdirs chatter from pgserver
+        server = start_pg(args.pg, Path(tempfile.mkdtemp(prefix="bench-report-pg-")))
+        args.history_url = server.url
+    try:
+        run_bench(args)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def run_bench(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         url = args.history_url or args.store or str(Path(tmp) / "history.sqlite3")
         t0 = time.perf_counter()
