@@ -181,13 +181,17 @@ def main() -> None:
         from checks.localpg import start as start_pg
 
         warnings.filterwarnings("ignore")  # platformdirs chatter from pgserver
-        server = start_pg(args.pg, Path(tempfile.mkdtemp(prefix="bench-report-pg-")))
+        pgdir = Path(tempfile.mkdtemp(prefix="bench-report-pg-"))
+        server = start_pg(args.pg, pgdir)
         args.history_url = server.url
     try:
         run_bench(args)
     finally:
         if server is not None:
+            import shutil
+
             server.stop()
+            shutil.rmtree(pgdir, ignore_errors=True)
 
 
 def run_bench(args: argparse.Namespace) -> None:
