@@ -138,7 +138,11 @@ def episodes(facts: Facts) -> list[Episode]:
                 start = None
         if start is not None:
             found.append(Episode(key[0], key[1], start, None, reason, detail, from_start))
-    return sorted(found, key=lambda e: (e.start, SOURCE_ORDER.get(e.kind, 9), e.name))
+    # On a tie, what users see (smoke, health) comes first: it is how the incident showed itself.
+    return sorted(found, key=lambda e: (e.start, _SEEN_FIRST.get(e.kind, 9), e.name))
+
+
+_SEEN_FIRST = {"smoke": 0, "health": 1, "drift": 2, "migrations": 3, "deployment": 4}
 
 
 def returned(kind: str, detail: dict[str, Any] | None, reason: str | None) -> str:
