@@ -453,6 +453,10 @@ def drop_foreign_key(table: Table, fk: ForeignKey) -> str:
     return f"ALTER TABLE {_table(table)} DROP CONSTRAINT {quote_ident(fk.name)};"
 
 
+def rename_foreign_key(table: Table, old_name: str, new_name: str) -> str:
+    return f"ALTER TABLE {_table(table)} RENAME CONSTRAINT {quote_ident(old_name)} TO {quote_ident(new_name)};"
+
+
 # --------------------------------------------------------------------------- the whole script
 
 
