@@ -198,3 +198,18 @@ def test_a_check_flapping_between_ok_and_warning_is_one_timeline_line():
     assert [e["text"] for e in lines] == [
         'health "api health" flapped between ok and warning 20 times (first 08:40:00, last 08:59:00): '
         "[RESPONSE_TIME] < 800: got 950"]
+
+
+def test_a_check_changing_state_hundreds_of_times_keeps_the_timeline_short():
+    from checks.reports.facts import FlipInfo
+
+    facts = incident_facts()
+    for i in range(300):
+        facts.flips.append(FlipInfo(at(9, 10) + timedelta(seconds=30 * i), "health", "api health",
+                                    "ok" if i % 2 == 0 else "failing", "failing" if i % 2 == 0 else "ok",
+                                    "[STATUS] == 200: got 502" if i % 2 == 0 else None))
+    facts.flips.sort(key=lambda f: f.at)
+    facts.until = at(12, 0)
+    health = [e["text"] for e in as_json(facts)["timeline"] if e["source"] == "health"]
+    assert len(health) == 11
+    assert health[5] == 'health "api health" changed state 290 more times until 11:37:00 (see the charts)'

@@ -578,6 +578,7 @@ def _flip_text(flip: FlipInfo) -> str:
 
 
 FLAP_LISTED = 4  # more ok ↔ warning changes than this for one check are told as one line
+FLIPS_KEPT = 5  # of a check with more state changes than twice this, the first and last few are listed
 
 
 def _is_flap(flip: FlipInfo) -> bool:
@@ -627,6 +628,7 @@ def _timeline(facts: Facts, clock: Clock) -> list[TimelineEntry]:
     drift_at_times = {p.at for p in facts.drift}
     mig_at_times = {p.at for p in facts.migrations}
     flap_counts = _flap_counts(facts)
+    told: dict[tuple[str, str], list[FlipInfo]] = {}
     for flip in facts.flips:
         if flip.from_state is None and flip.to_state == "ok":
             continue  # a check's first, healthy observation is not news
@@ -636,7 +638,15 @@ def _timeline(facts: Facts, clock: Clock) -> list[TimelineEntry]:
             continue  # told by the drift change point at the same moment, with its findings
         if flip.kind == "migrations" and flip.at in mig_at_times:
             continue
-        entries.append(TimelineEntry(flip.at, flip.kind, _flip_text(flip)))
+        told.setdefault((flip.kind, flip.name), []).append(flip)
+    for (kind, name), changes in told.items():
+        if len(changes) > 2 * FLIPS_KEPT:
+            # A check that changed state hundreds of times: its first and last changes, and a count.
+            hidden = changes[FLIPS_KEPT:-FLIPS_KEPT]
+            entries.append(TimelineEntry(hidden[0].at, kind, f"{check_label(kind, name)} changed state {len(hidden)} more "
+                                                             f"times until {clock(hidden[-1].at)} (see the charts)"))
+            changes = changes[:FLIPS_KEPT] + changes[-FLIPS_KEPT:]
+        entries += [TimelineEntry(f.at, f.kind, _flip_text(f)) for f in changes]
     entries += _flapping(facts, clock)
     flip_states = {(f.kind, f.at): f for f in facts.flips}
     previous: DriftPoint | None = None
