@@ -5,8 +5,8 @@
     driftwatch report --list [--env NAME] [--format text|json]
 
 T is ISO 8601 (`2025-10-12T08:30:00Z`) or an age (`2h`, `30m`, `7d`); without `--until` the
-window is still open (up to now). The history store is the config's `[store] url`, else
-`--history-url`, else $DRIFTWATCH_HISTORY_URL, else the user's SQLite file. The config also
+window is still open (up to now). The history store is `--history-url`, else the config's
+`[store] url`, else $DRIFTWATCH_HISTORY_URL, else the user's SQLite file (as for `poll`). The config also
 names the secrets the report must not carry (every resolved secret of every environment)
 and the environment's database, whose unlabelled audit-log actions it claims.
 Exit 0; 1 on error (unknown environment or incident, bad time): one line on stderr.
@@ -25,7 +25,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser("report", help="write the incident report of an environment (md, html or json)")
     p.add_argument("--config", metavar="FILE", help="driftwatch.toml (default: $DRIFTWATCH_CONFIG, else ./driftwatch.toml if present)")
     p.add_argument("--history-url", metavar="URL",
-                   help="history store when the config names none (default: $DRIFTWATCH_HISTORY_URL, else the user's SQLite file)")
+                   help="history store (default: the config's [store] url, $DRIFTWATCH_HISTORY_URL, else the user's SQLite file)")
     p.add_argument("--env", metavar="NAME", help="the environment to report on")
     p.add_argument("--incident", type=int, metavar="ID", help="report on this incident (see --list)")
     p.add_argument("--since", metavar="T", help="start of the window: ISO 8601 or an age such as 2h")
@@ -55,7 +55,7 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         fmt = args.format or "text"
         if fmt not in ("text", "json"):
             raise UsageError("--list prints text or json")
-        return _list(args, store_url or args.history_url, fmt, out)
+        return _list(args, args.history_url or store_url, fmt, out)
     if not args.env:
         raise UsageError("--env NAME is required (list incidents with: driftwatch report --list)")
     if args.incident is None and not args.since:
@@ -71,7 +71,7 @@ def cmd_report(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     from checks.reports import Redactor, build_report, render
 
-    with HistoryStore.open(found.store_url or args.history_url) as store:
+    with HistoryStore.open(args.history_url or found.store_url) as store:
         report = build_report(store, args.env, since=args.since, until=args.until, incident=args.incident,
                               database=found.database)
     text = render(report, fmt, Redactor(found.secrets))
