@@ -43,7 +43,7 @@ def add_database_option(p: argparse.ArgumentParser) -> None:
 
 # Command groups that live in their own modules (checks/commands/<group>.py), each with
 # `register(subparsers)`; their handlers import the heavy modules lazily.
-_COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit", "config", "poll", "dashboard", "demo")
+_COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit", "config", "poll", "report", "dashboard", "demo")
 
 
 def _command_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
