@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
 SCHEMA = str(ROOT / "examples" / "avatar-studio" / "prisma" / "schema.prisma")
 MIGRATIONS = str(ROOT / "examples" / "avatar-studio" / "prisma" / "migrations")
-PAGES = ("overview", "drift", "migrations", "health", "deployments", "actions", "audit")
+PAGES = ("overview", "drift", "migrations", "health", "deployments", "actions", "audit", "report")
 SETTINGS = ("DATABASE_URL", "DRIFTWATCH_SCHEMA", "DRIFTWATCH_DEMO", "DRIFTWATCH_STATE_DIR", "DRIFTWATCH_CONFIG",
             "DRIFTWATCH_OPERATOR_PASSWORD", "DRIFTWATCH_DEMO_OPERATOR", "DRIFTWATCH_ACTOR", "DRIFTWATCH_ENVIRONMENT")
 
@@ -75,7 +75,7 @@ def test_every_page_renders_the_incident_without_an_exception(incident_db, page)
     at = app(incident_db, page, DRIFTWATCH_DEMO_OPERATOR="1")
     assert not at.exception, at.exception
     assert at.title[0].value in ("Overview", "Schema drift", "Migrations", "Health & smoke", "Deployments",
-                                 "Actions", "Audit log")
+                                 "Actions", "Audit log", "Incident report")
     assert at.sidebar.selectbox[0].label == "Environment"  # the picker is on every page
 
 
@@ -350,3 +350,11 @@ def test_environments_come_from_the_config_with_secret_references_fed_from_st_se
     staging = table[table["environment"] == "staging"].iloc[0]
     assert staging["state"] == "error"  # its secret is unset: that environment only, named
     assert "STAGING_DATABASE_URL" in staging["drift"]
+
+
+def test_the_report_page_offers_the_three_downloads_for_the_incident_the_dashboard_recorded(incident_db):
+    at = app(incident_db)  # the Overview's first round records the failing checks and opens incident #1
+    at.switch_page("app_pages/report.py").run()
+    assert not at.exception, at.exception
+    labels = [b.label for b in at.get("download_button")]
+    assert len(labels) == 3, labels
