@@ -23,6 +23,11 @@ from typing import Any, Iterator
 from dashboard import data
 
 _ENV_LOCK = threading.Lock()
+_holder: dict[str, str] = {}  # who runs an action in this process right now: actor, what, environment
+
+
+class Busy(Exception):
+    """Another operator's action is running in this dashboard process."""
 
 
 @dataclass(frozen=True)
@@ -38,8 +43,16 @@ class Outcome:
 
 
 @contextmanager
-def _as(actor: str, environment: str) -> Iterator[None]:
-    with _ENV_LOCK:
+def _as(actor: str, environment: str, what: str) -> Iterator[None]:
+    """Run as `actor` in `environment`. One action at a time per dashboard process: a second
+    operator is refused at once with who holds it (across processes, the guard's advisory lock
+    does the same and names the holder), rather than queued behind the first."""
+    if not _ENV_LOCK.acquire(blocking=False):
+        holder = dict(_holder)
+        raise Busy(f"{holder.get('actor', 'another operator')} is running {holder.get('what', 'an action')} on "
+                   f"{holder.get('environment', '?')} from this dashboard right now; try again when it has finished")
+    try:
+        _holder.update(actor=actor, what=what, environment=environment)
         saved = {k: os.environ.get(k) for k in ("DRIFTWATCH_ACTOR", "DRIFTWATCH_ENVIRONMENT")}
         os.environ["DRIFTWATCH_ACTOR"] = actor
         os.environ["DRIFTWATCH_ENVIRONMENT"] = environment
@@ -51,6 +64,9 @@ def _as(actor: str, environment: str) -> Iterator[None]:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+    finally:
+        _holder.clear()
+        _ENV_LOCK.release()
 
 
 def history_args() -> list[str]:
@@ -64,8 +80,15 @@ def _run(argv: list[str], env: Any, actor: str, *, json_out: bool, audited: bool
     from checks.cli import run
 
     out, err = io.StringIO(), io.StringIO()
-    with _as(actor, env.name):
-        code = run(argv + (history_args() if audited else []), out, err)
+    if audited:
+        what = " ".join(a for a in argv[:2] if not a.startswith("-"))
+        try:
+            with _as(actor, env.name, what):
+                code = run(argv + history_args(), out, err)
+        except Busy as exc:
+            return Outcome(1, {}, "", str(exc))
+    else:
+        code = run(argv, out, err)
     lines = [line.removeprefix("driftwatch: error: ") for line in err.getvalue().splitlines()
              if line.startswith("driftwatch: ")]
     error = data.scrub(lines[-1], env.database_url) if lines else None

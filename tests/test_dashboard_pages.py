@@ -358,3 +358,15 @@ def test_the_report_page_offers_the_three_downloads_for_the_incident_the_dashboa
     assert not at.exception, at.exception
     labels = [b.label for b in at.get("download_button")]
     assert len(labels) == 3, labels
+
+
+def test_a_second_operator_in_the_same_dashboard_is_told_who_is_acting(incident_db):
+    from dashboard import operations
+
+    at = rehearse(app(incident_db, "actions", DRIFTWATCH_DEMO_OPERATOR="1"))
+    at.text_input(key="fix_confirm").input("default").run()
+    with operations._as("Grace", "default", "fix --apply"):  # another session's action, in flight
+        button(at, "fix_apply").click().run()
+    assert not at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "Grace is running fix --apply on default" in errors, errors
