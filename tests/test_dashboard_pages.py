@@ -370,3 +370,13 @@ def test_a_second_operator_in_the_same_dashboard_is_told_who_is_acting(incident_
     assert not at.exception
     errors = " ".join(e.value for e in at.error)
     assert "Grace is running fix --apply on default" in errors, errors
+
+
+@pytest.mark.parametrize("choice, key", [("deploy", "deploy_apply"), ("runbook", "runbook_rehearse"),
+                                         ("resolve", "resolve_apply")])
+def test_a_viewer_sees_every_action_button_disabled(incident_db, choice, key):
+    at = app(incident_db, "actions")
+    at.radio(key="action_choice").set_value(choice).run()
+    assert not at.exception
+    assert button(at, key).disabled
+    assert auth.ENABLE_HINT in text(at)
