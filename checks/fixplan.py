@@ -8,7 +8,7 @@ fix is never a second opinion on what Prisma wants. `plan_fixes`:
 
 * dedupes: one enum recreation shared by several ``extra_enum_value`` findings runs once and
   lists all of them; a statement that two fixes share runs once;
-* splits multi-statement fixes with `checks.guard.split_statements` (each planned statement
+* splits multi-statement fixes with `checks.sqltext.split_statements` (each planned statement
   is one statement, ending in ``;``);
 * orders them by `PHASES`, the single place that decides what runs before what (`phase_of`):
   schemas; drops of foreign keys (nothing depends on a foreign key, and a column, index or
@@ -30,7 +30,7 @@ fix is never a second opinion on what Prisma wants. `plan_fixes`:
 `FixPlan.select` splits a plan into what runs and what is skipped; `transactions` groups
 what runs into transactions (``ALTER TYPE … ADD VALUE`` first, on its own, when later
 statements use the new value or the server is older than PostgreSQL 12 — see
-`checks.guard.needs_own_transaction`). Nothing here writes: `checks.commands.fix` runs
+`checks.sqltext.needs_own_transaction`). Nothing here writes: `checks.commands.fix` runs
 plans through `checks.guard`.
 """
 from __future__ import annotations
@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from .catalog import Catalog, ForeignKey, Table
 from .ddl import column_default_sql, string_literal
 from .findings import DriftReport, Finding
-from .guard import split_statements
+from .sqltext import split_statements
 
 if TYPE_CHECKING:
     import psycopg

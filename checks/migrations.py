@@ -6,7 +6,6 @@
     deploy(url, migrations_dir, limits=None, *, on_progress=None) -> DeployResult
     resolve_applied(url, migrations_dir, name, limits=None) -> ResolveResult
     resolve_rolled_back(url, migrations_dir, name, limits=None) -> ResolveResult
-    run_command(command, timeout, env=None, on_line=None) -> CommandResult
     split_prisma_url(url) -> (libpq_url, schema)
 
 Everything here follows Prisma's schema engine (see ../shared/notes/prisma-migrate-internals.md),
@@ -45,19 +44,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import threading
 import time
 import uuid
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from hashlib import sha256
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .db import connect, redact, scrub, split_prisma_url
 from .errors import (
@@ -69,7 +64,8 @@ from .errors import (
     StatementFailed,
     UsageError,
 )
-from .guard import Limits, exclusive_session, first_line, run_in_transaction, run_script
+from .guard import Limits, exclusive_session, run_in_transaction, run_script
+from .sqltext import first_line
 
 if TYPE_CHECKING:
     import psycopg
@@ -78,7 +74,6 @@ __all__ = [
     "MIGRATIONS_TABLE",
     "STATES",
     "AppliedMigration",
-    "CommandResult",
     "DeployResult",
     "Migration",
     "MigrationRow",
@@ -93,7 +88,6 @@ __all__ = [
     "read_migrations_dir",
     "resolve_applied",
     "resolve_rolled_back",
-    "run_command",
     "split_prisma_url",
     "status",
 ]
@@ -117,8 +111,6 @@ _CREATE_TABLE = """CREATE TABLE {} (
 # Tables Prisma ignores when deciding whether a database is empty (PostGIS's own).
 _IGNORED_TABLES = re.compile(r"^(spatial_ref_sys|geometry_columns|geography_columns|raster_columns|raster_overviews)$",
                              re.IGNORECASE)
-
-# URL parameters Prisma understands and libpq rejects ("invalid URI query parameter").
 
 _RESOLVE_URL = "https://pris.ly/d/migrate-resolve"
 _STATUS_TIMEOUT_MS = 30_000
@@ -575,7 +567,7 @@ def _apply_one(conn: "psycopg.Connection", conn_url: str, url: str, schema: str,
 
 
 def _what_happened(script: str) -> str:
-    from .guard import is_transaction_control, split_statements
+    from .sqltext import is_transaction_control, split_statements
 
     try:
         own = any(is_transaction_control(s) for s in split_statements(script))
@@ -721,128 +713,6 @@ def resolve_rolled_back(url: str, migrations_dir: str | os.PathLike[str], name: 
             run_in_transaction(conn, [_sql(conn, "UPDATE {} SET rolled_back_at = now() WHERE id = {}", table,
                                            _lit(i)) for i in failed], limits)
     return ResolveResult(name, "rolled_back", len(failed), None, False)
-
-
-# ---------------------------------------------------------------------------------------------
-# Running Prisma's own deploy (or any command) under supervision
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    exit_code: int  # negative: killed by that signal (e.g. -15 after a timeout)
-    output_tail: tuple[str, ...]  # the last lines (stdout and stderr merged), passwords scrubbed
-    timed_out: bool
-    seconds: float
-
-
-def run_command(
-    command: str,
-    timeout: float,
-    env: Mapping[str, str] | None = None,
-    on_line: Callable[[str], None] | None = None,
-    *,
-    tail_lines: int = 40,
-    kill_grace: float = 5.0,
-) -> CommandResult:
-    """Run `command` through the shell in its own process group, streaming its output.
-
-    Each output line (stdout and stderr merged, decoded as UTF-8, any password from a URL
-    in `env` scrubbed) goes to `on_line` as it comes. After `timeout` seconds the whole
-    process group gets SIGTERM, then SIGKILL after `kill_grace` seconds. stdin is closed,
-    so a command that prompts fails instead of hanging.
-    """
-    import queue
-    import signal
-
-    if not command or not command.strip():
-        raise UsageError("the command is empty")
-    if not (timeout > 0):
-        raise UsageError(f"the timeout must be a positive number of seconds, not {timeout!r}")
-    environ = dict(os.environ)
-    environ.update(env or {})
-    secrets = [v for v in (env or {}).values() if "://" in v]
-
-    def clean(line: str) -> str:
-        for secret in secrets:
-            line = scrub(line, secret)
-        return scrub(line)
-
-    started = time.monotonic()
-    try:
-        proc = subprocess.Popen(command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env=environ, start_new_session=True)
-    except OSError as exc:
-        raise UsageError(f"cannot run the command: {exc.strerror or exc}") from None
-    lines: queue.Queue[bytes | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        try:
-            for raw in iter(proc.stdout.readline, b""):
-                lines.put(raw)
-        except (OSError, ValueError):  # the pipe was closed under us after the command ended
-            pass
-        lines.put(None)
-
-    reader = threading.Thread(target=pump, name="driftwatch-command-output", daemon=True)
-    reader.start()
-    tail: deque[str] = deque(maxlen=tail_lines)
-
-    def emit(raw: bytes) -> None:
-        line = clean(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-        tail.append(line)
-        if on_line is not None:
-            on_line(line)
-
-    deadline = started + timeout
-    timed_out = False
-    exited_at: float | None = None
-    while True:
-        now = time.monotonic()
-        if now >= deadline:
-            timed_out = proc.poll() is None
-            break
-        if exited_at is None and proc.poll() is not None:
-            exited_at = now
-        if exited_at is not None and now - exited_at > 2.0:
-            break  # the shell is gone; a background child still holds the pipe: stop reading
-        try:
-            raw = lines.get(timeout=min(0.2, deadline - now))
-        except queue.Empty:
-            continue
-        if raw is None:
-            break
-        emit(raw)
-    if timed_out:
-        _signal_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=kill_grace)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
-    try:
-        code = proc.wait(timeout=kill_grace + 5)
-    except subprocess.TimeoutExpired:
-        _signal_group(proc, signal.SIGKILL)
-        code = proc.wait()
-    # whatever is still queued (the last lines before exit)
-    while True:
-        try:
-            raw = lines.get_nowait()
-        except queue.Empty:
-            break
-        if raw is None:
-            break
-        emit(raw)
-    if proc.stdout is not None and not reader.is_alive():
-        proc.stdout.close()
-    return CommandResult(code, tuple(tail), timed_out, time.monotonic() - started)
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)  # start_new_session: the group id is the shell's pid
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 SUMMARY_STATES = ("applied", "pending", "failed", "rolled_back", "edited", "missing_locally")

@@ -276,7 +276,8 @@ def _deploy_native(args: argparse.Namespace, url: str, out: TextIO, err: TextIO)
 def _deploy_command(args: argparse.Namespace, url: str, out: TextIO, err: TextIO) -> int:
     from checks.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
     from checks.db import scrub
-    from checks.migrations import run_command, status
+    from checks.migrations import status
+    from checks.shell import run_command
 
     timeout = args.timeout if args.timeout is not None else DEFAULT_COMMAND_TIMEOUT
     started = time.time()
