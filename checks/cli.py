@@ -10,9 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from .errors import DriftwatchError, UsageError
+
+if TYPE_CHECKING:
+    from .guard import Limits
+    from .migrations import MigrationSummary
+    from .operations import Caller
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 DEFAULT_SCHEMA = os.path.join("prisma", "schema.prisma")
@@ -41,6 +46,38 @@ def add_database_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", metavar="URL", help="PostgreSQL URL (default: $DATABASE_URL)")
 
 
+def add_history_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--history-url", metavar="URL",
+                   help="audit log store (default: $DRIFTWATCH_HISTORY_URL, else the user's SQLite file)")
+
+
+def add_guard_options(p: argparse.ArgumentParser) -> None:
+    """The write guard's limits and the audit store, for every command that writes SQL."""
+    p.add_argument("--lock-timeout", type=float, metavar="S",
+                   help="give up a statement that waits longer than S seconds for a lock (default: 5)")
+    p.add_argument("--statement-timeout", type=float, metavar="S",
+                   help="give up a statement that runs longer than S seconds (default: 60)")
+    p.add_argument("--advisory-wait", type=float, metavar="S",
+                   help="wait at most S seconds for Prisma's migration lock held by another deploy or fix "
+                        "(default: 10)")
+    add_history_option(p)
+
+
+def limits_from(args: argparse.Namespace) -> "Limits":
+    """`checks.guard.Limits` from --lock-timeout, --statement-timeout, --advisory-wait (those given)."""
+    from .operations import limits
+
+    return limits(getattr(args, "lock_timeout", None), getattr(args, "statement_timeout", None),
+                  getattr(args, "advisory_wait", None))
+
+
+def caller_from(args: argparse.Namespace) -> "Caller":
+    """Who acts (DRIFTWATCH_ACTOR, else $USER@host), where (DRIFTWATCH_ENVIRONMENT), which audit store."""
+    from .operations import Caller
+
+    return Caller(history_url=getattr(args, "history_url", None))
+
+
 # Command groups that live in their own modules (checks/commands/<group>.py), each with
 # `register(subparsers)`; their handlers import the heavy modules lazily.
 _COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit")
@@ -49,16 +86,7 @@ _COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit")
 def _command_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
     import importlib
 
-    found = []
-    for group in _COMMAND_GROUPS:
-        try:
-            module = importlib.import_module(f"checks.commands.{group}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"checks.commands.{group}":
-                raise
-            continue
-        found.append(module.register)
-    return found
+    return [importlib.import_module(f"checks.commands.{group}").register for group in _COMMAND_GROUPS]
 
 
 def build_parser(groups: bool = True) -> argparse.ArgumentParser:
@@ -116,7 +144,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
             payload = report.to_json(args.strict)
             if history is not None:
-                payload["migrations"] = history
+                payload["migrations"] = history.to_json()
             out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         else:
             from .db import redact
@@ -126,43 +154,45 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(render_text(report, target=redact(url), strict=args.strict, colour=colour,
                                   show_fix=not args.no_fix))
             if history is not None:
-                out.write(_history_text(history))
+                out.write(_history_text(history, report, args.schema))
         return EXIT_OK if report.in_sync(args.strict) else EXIT_DRIFT
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _migration_history(url: str, args: argparse.Namespace) -> dict[str, object] | None:
+def _migration_history(url: str, args: argparse.Namespace) -> "MigrationSummary | None":
     """The migrations folder against _prisma_migrations, next to the drift: in the incident
     the drift was the symptom and an unapplied migration the cause. Never fails the check."""
-    from pathlib import Path
+    from .migrations import default_migrations_dir, summarize
 
-    if args.migrations == "none":
-        return None
-    folder = Path(args.migrations) if args.migrations else Path(args.schema).parent / "migrations"
-    if not args.migrations and not folder.is_dir():
-        return None
-    from .migrations import history_summary
-
-    return history_summary(url, folder)
+    folder = default_migrations_dir(args.schema, args.migrations)
+    return summarize(url, folder) if folder is not None else None
 
 
-def _history_text(history: dict[str, object]) -> str:
-    if "error" in history:
-        return f"\nMigrations ({history['directory']}): could not read the history: {history['error']}\n"
-    if not history["managed"]:
-        return (f"\nMigrations ({history['directory']}): this database is not managed by Prisma Migrate "
-                f"(no _prisma_migrations table)\n")
-    by_state: dict[str, list[str]] = history["by_state"]  # type: ignore[assignment]
-    if history["up_to_date"]:
-        return f"\nMigrations ({history['directory']}): all {len(by_state.get('applied', []))} applied\n"
-    lines = [f"\nMigrations ({history['directory']}):"]
-    for state, names in by_state.items():
-        if state != "applied":
-            lines.append(f"  {state.replace('_', ' ')}: {', '.join(names)}")
-    if "pending" in by_state:
-        lines.append("  → apply them: driftwatch migrate deploy --migrations " + str(history["directory"]))
+def _history_text(history: "MigrationSummary", report: object, schema: str) -> str:
+    from .operations.next_step import next_steps
+
+    if history.error is not None:
+        return f"\nMigrations ({history.directory}): could not read the history: {history.error}\n"
+    if not history.managed:
+        lines = [f"\nMigrations ({history.directory}): this database is not managed by Prisma Migrate "
+                 f"(no _prisma_migrations table)"]
+    elif history.up_to_date:
+        lines = [f"\nMigrations ({history.directory}): all {len(history.names('applied'))} applied"]
+    else:
+        lines = [f"\nMigrations ({history.directory}):"]
+        lines += [f"  {problem}" for problem in history.problems]
+    advice = next_steps(report, history, schema=schema)  # type: ignore[arg-type]
+    if advice.state == "in_sync" or (history.up_to_date and advice.state == "drift"):
+        return "\n".join(lines) + "\n"
+    if advice.warning:
+        lines.append(f"  ! {advice.warning}")
+    for step in advice.steps:
+        lines.append(f"  → {step.say}" + (f": {step.command}" if step.command else ""))
+    if advice.state != "pending":  # there deploy is the answer; the dashboard shows the other way
+        for step in advice.alternative:
+            lines.append(f"    or {step.say}" + (f": {step.command}" if step.command else ""))
     return "\n".join(lines) + "\n"
 
 

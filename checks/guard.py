@@ -91,7 +91,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from .db import connect, scrub
 from .errors import ConnectionLost, DatabaseError, LockBusy, LockTimeout, StatementFailed, UsageError
@@ -553,8 +553,14 @@ def run_in_transaction(
     limits: Limits | None = None,
     *,
     rehearse: bool = False,
+    before_rollback: Callable[["psycopg.Connection"], None] | None = None,
 ) -> TransactionOutcome:
-    """Run `statements` all-or-nothing with bounded waits (see the module docstring)."""
+    """Run `statements` all-or-nothing with bounded waits (see the module docstring).
+
+    In a rehearsal, `before_rollback(conn)` runs after the last statement and before the
+    ROLLBACK, inside the same transaction: it sees the database as the statements left it
+    (a runbook's rehearsal inspects the catalog there to say what would still be missing).
+    It must not end the transaction; an exception from it fails the rehearsal."""
     from psycopg import pq
 
     limits = limits or Limits()
@@ -587,7 +593,7 @@ def run_in_transaction(
             in_tx = [i for i in range(n) if not own[i]]
             if in_tx:
                 committed = _run_transaction(conn, stmts, in_tx, n, limits, rehearse, results, watcher,
-                                             target, outcome)
+                                             target, outcome, before_rollback)
             else:
                 committed = not rehearse
             for i in (i for i in range(n) if own[i]):
@@ -606,7 +612,8 @@ def run_in_transaction(
                 pass
 
 
-def _run_transaction(conn, stmts, in_tx, n, limits, rehearse, results, watcher, target, outcome) -> bool:  # type: ignore[no-untyped-def]
+def _run_transaction(conn, stmts, in_tx, n, limits, rehearse, results, watcher, target, outcome,  # type: ignore[no-untyped-def]
+                     before_rollback=None) -> bool:
     """BEGIN … COMMIT (or ROLLBACK) around the statements that can share a transaction."""
     import psycopg
 
@@ -629,6 +636,8 @@ def _run_transaction(conn, stmts, in_tx, n, limits, rehearse, results, watcher, 
                                          rowcount=cur.rowcount if cur.rowcount >= 0 else None)
         current = None
         if rehearse:
+            if before_rollback is not None:
+                before_rollback(conn)
             phase = "ROLLBACK"
             conn.execute("ROLLBACK", prepare=False)
             return False

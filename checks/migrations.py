@@ -46,7 +46,7 @@ import os
 import re
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from hashlib import sha256
@@ -79,10 +79,12 @@ __all__ = [
     "MigrationRow",
     "MigrationState",
     "MigrationStatus",
+    "MigrationSummary",
     "MigrationsDir",
     "ResolveResult",
     "checksum",
     "checksum_matches",
+    "default_migrations_dir",
     "deploy",
     "diagnose",
     "read_migrations_dir",
@@ -90,6 +92,7 @@ __all__ = [
     "resolve_rolled_back",
     "split_prisma_url",
     "status",
+    "summarize",
 ]
 
 MIGRATIONS_TABLE = "_prisma_migrations"
@@ -627,6 +630,7 @@ class ResolveResult:
     rolled_back_rows: int  # failed rows now marked rolled back
     inserted_id: str | None  # the new row (resolve --applied)
     created_table: bool
+    statements: tuple[str, ...] = ()  # the SQL it ran on _prisma_migrations, for the audit log
 
 
 def resolve_applied(url: str, migrations_dir: str | os.PathLike[str], name: str,
@@ -672,7 +676,7 @@ def resolve_applied(url: str, migrations_dir: str | os.PathLike[str], name: str,
                   "VALUES ({}, {}, '', now(), now(), {})",
             table, _lit(row_id), _lit(migration.checksum), _lit(name)))
         run_in_transaction(conn, statements, limits)
-    return ResolveResult(name, "applied", len(failed), row_id, created)
+    return ResolveResult(name, "applied", len(failed), row_id, created, tuple(statements))
 
 
 def resolve_rolled_back(url: str, migrations_dir: str | os.PathLike[str], name: str,
@@ -708,29 +712,133 @@ def resolve_rolled_back(url: str, migrations_dir: str | os.PathLike[str], name: 
         if all(r.finished_at is not None for r in rows):
             raise MigrateError("P3012", f"Migration `{name}` cannot be rolled back because it is not in a failed state.")
         failed = [r.id for r in rows if r.failed]
-        if failed:
-            table = _table(schema)
-            run_in_transaction(conn, [_sql(conn, "UPDATE {} SET rolled_back_at = now() WHERE id = {}", table,
-                                           _lit(i)) for i in failed], limits)
-    return ResolveResult(name, "rolled_back", len(failed), None, False)
+        table = _table(schema)
+        statements = [_sql(conn, "UPDATE {} SET rolled_back_at = now() WHERE id = {}", table, _lit(i)) for i in failed]
+        if statements:
+            run_in_transaction(conn, statements, limits)
+    return ResolveResult(name, "rolled_back", len(failed), None, False, tuple(statements))
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary shown next to drift
 
 
 SUMMARY_STATES = ("applied", "pending", "failed", "rolled_back", "edited", "missing_locally")
 
 
-def history_summary(url: str, migrations_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The migrations folder against `_prisma_migrations`, shown next to drift: in the incident
-    the drift was the symptom and an unapplied migration its cause. Never raises for a
-    DriftwatchError: a check must not fail because the history cannot be read."""
-    from .errors import DriftwatchError
+def default_migrations_dir(schema: str | os.PathLike[str] | None, given: str | os.PathLike[str] | None = None
+                           ) -> Path | None:
+    """The migrations folder to compare next to a drift check: the one given (``"none"``: no
+    folder), else the schema's sibling ``migrations/`` when it exists, else None.
 
+    `check`, `fix`, `runbook run` and the dashboard (`DRIFTWATCH_MIGRATIONS`) all decide
+    here, so they never compare different folders for the same schema. The `migrate`
+    commands need a folder and default to `prisma/migrations` instead, as Prisma's CLI."""
+    if given is not None and str(given) != "":
+        return None if str(given) == "none" else Path(given)
+    if schema is None:
+        return None
+    folder = Path(schema).parent / "migrations"
+    return folder if folder.is_dir() else None
+
+
+@dataclass(frozen=True)
+class MigrationSummary:
+    """The migrations folder against `_prisma_migrations`, in the terms the next step needs.
+
+    `by_state` holds the non-empty states, in SUMMARY_STATES order. `existing` maps each
+    pending (or rolled-back) migration to the objects its script creates that the database
+    already has: a deploy would fail on them (P3018). `empty` says whether the schema has
+    no tables (so an unmanaged database can simply be deployed, no P3005). `error` is set,
+    and the rest left empty, when the history could not be read.
+    """
+
+    directory: str
+    managed: bool = False
+    up_to_date: bool = False
+    by_state: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    local: tuple[str, ...] = ()  # the folder's migrations, in the order deploy applies them
+    existing: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    empty: bool | None = None
+    error: str | None = None
+
+    def names(self, *states: str) -> list[str]:
+        """Migration names in any of `states`, sorted as deploy would apply them."""
+        return sorted(n for st in states for n in self.by_state.get(st, ()))
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per state other than applied, e.g. "pending: 2025…_add_avatar_projects"."""
+        if self.error is not None:
+            return [f"could not read the history: {self.error}"]
+        lines = [] if self.managed else ["not managed by Prisma Migrate (no _prisma_migrations table)"]
+        lines += [f"{state.replace('_', ' ')}: {', '.join(names)}" for state, names in self.by_state.items()
+                  if state != "applied"]
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        """The `migrations` object of `check --format json`."""
+        if self.error is not None:
+            return {"directory": self.directory, "error": self.error}
+        return {"directory": self.directory, "managed": self.managed, "up_to_date": self.up_to_date,
+                "by_state": {state: list(names) for state, names in self.by_state.items()}}
+
+
+def summarize(url: str, migrations_dir: str | os.PathLike[str], st: MigrationStatus | None = None
+              ) -> MigrationSummary:
+    """The history next to drift: in the incident the drift was the symptom and an unapplied
+    migration its cause. Never raises for a DriftwatchError (a check must not fail because
+    the history cannot be read): the summary carries the error instead. `st`: a status
+    already read for the same database and folder."""
     try:
-        st = status(url, migrations_dir)
+        st = st if st is not None else status(url, migrations_dir)
+        folder = read_migrations_dir(migrations_dir)
+        waiting = [m for m in folder.migrations if (s := st.get(m.name)) is not None
+                   and s.state in ("pending", "rolled_back")]
+        existing, empty = _already_there(url, waiting)
     except DriftwatchError as exc:
-        return {"directory": str(migrations_dir), "error": str(exc)}
-    return {
-        "directory": str(migrations_dir),
-        "managed": st.managed,
-        "up_to_date": st.up_to_date,
-        "by_state": {state: st.names(state) for state in SUMMARY_STATES if st.names(state)},
-    }
+        return MigrationSummary(str(migrations_dir), error=str(exc))
+    return MigrationSummary(
+        directory=str(migrations_dir), managed=st.managed, up_to_date=st.up_to_date,
+        by_state={state: tuple(st.names(state)) for state in SUMMARY_STATES if st.names(state)},
+        local=tuple(folder.names), existing=existing, empty=empty,
+    )
+
+
+def _already_there(url: str, waiting: Sequence[Migration]) -> tuple[dict[str, tuple[str, ...]], bool]:
+    """For each migration, the objects its script creates that exist already; and whether
+    the schema has no tables at all. One short read-only session."""
+    import psycopg
+
+    from .sqltext import created_objects
+
+    conn_url, schema = split_prisma_url(url)
+    wanted = {m.name: created_objects(m.script) for m in waiting}
+    conn = connect(conn_url)
+    try:
+        with conn.transaction():
+            conn.execute(f"SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {_STATUS_TIMEOUT_MS}")
+            tables = conn.execute(_query("migrations_tables.sql"), {"schema": schema}).fetchall()
+            found: dict[str, tuple[str, ...]] = {}
+            for name, objects in wanted.items():
+                there = [f"{kind} {obj}" for kind, obj in objects if _exists(conn, schema, kind, obj)]
+                if there:
+                    found[name] = tuple(there)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot read the catalog of {redact(url)}: {scrub(_first(exc), url)}") from None
+    finally:
+        conn.close()
+    others = [t for (t,) in tables if t != MIGRATIONS_TABLE and not _IGNORED_TABLES.match(t)]
+    return found, not others
+
+
+def _exists(conn: "psycopg.Connection", schema: str, kind: str, name: str) -> bool:
+    if kind == "column":
+        table, _, column = name.partition(".")
+        query = ("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text)) "
+                 "AND attname = %s AND attnum > 0 AND NOT attisdropped")
+        return conn.execute(query, (schema, table, column)).fetchone() is not None
+    function = "to_regtype" if kind == "type" else "to_regclass"
+    row = conn.execute(f"SELECT {function}(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
+                       (schema, name)).fetchone()
+    return bool(row and row[0])

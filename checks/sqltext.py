@@ -28,6 +28,7 @@ from typing import Iterator
 from .errors import UsageError
 
 __all__ = [
+    "created_objects",
     "first_line",
     "head_words",
     "is_transaction_control",
@@ -282,3 +283,85 @@ def first_line(sql: str, width: int = 80) -> str:
     if len(line) > width:
         line = line[: width - 1] + "…"
     return line
+
+
+def _name(sql: str, kind: str, s: int, e: int) -> str:
+    """An identifier token as PostgreSQL reads it: unquoted words fold to lower case."""
+    if kind == "qident":
+        return sql[s + 1:e - 1].replace('""', '"')
+    return sql[s:e].lower()
+
+
+def created_objects(sql: str, *, if_not_exists: bool = False) -> list[tuple[str, str]]:
+    """What a script creates that a second run would trip on, as (kind, name) pairs.
+
+    kind is "table", "index", "type" or "column" (name "table.column"); names are
+    unqualified, as PostgreSQL folds them. ``IF NOT EXISTS`` statements are left out (they
+    do not fail when the object exists) unless `if_not_exists` (what a script may create). Used to say, before anyone runs `migrate deploy`,
+    that a pending migration would fail on objects a hand fix or runbook already made.
+    """
+    found: list[tuple[str, str]] = []
+    for start, end in statement_spans(sql):
+        toks = [(k, s, e) for k, s, e in _tokens(sql[start:end]) if k != "semicolon"]
+        text = sql[start:end]
+        words = [text[s:e].upper() if k == "word" else None for k, s, e in toks]
+
+        def ident_after(i: int) -> tuple[str | None, int]:
+            """The (possibly schema-qualified) name starting at token i; its last part."""
+            name = None
+            while i < len(toks) and toks[i][0] in ("word", "qident"):
+                name = _name(text, toks[i][0], toks[i][1], toks[i][2])
+                if i + 1 < len(toks) and text[toks[i + 1][1]:toks[i + 1][2]] == ".":
+                    i += 2
+                    continue
+                return name, i + 1
+            return name, i
+
+        def skip(i: int, *seq: str) -> int:
+            while i < len(words) and words[i] in seq:
+                i += 1
+            return i
+
+        if not words or words[0] not in ("CREATE", "ALTER"):
+            continue
+        if words[0] == "CREATE":
+            i = skip(1, "OR", "REPLACE", "UNLOGGED", "TEMP", "TEMPORARY", "UNIQUE", "GLOBAL", "LOCAL")
+            what = words[i] if i < len(words) else None
+            if what not in ("TABLE", "INDEX", "TYPE"):
+                continue
+            i = skip(i + 1, "CONCURRENTLY")
+            if words[i:i + 3] == ["IF", "NOT", "EXISTS"]:
+                if not if_not_exists:
+                    continue
+                i += 3
+            if what == "INDEX" and i < len(words) and words[i] == "ON":
+                continue  # an unnamed index gets a fresh name
+            name, _ = ident_after(i)
+            if name:
+                found.append((what.lower(), name))
+            continue
+        # ALTER TABLE [IF EXISTS] [ONLY] t ADD [COLUMN] c, ADD [COLUMN] d …
+        if len(words) < 2 or words[1] != "TABLE":
+            continue
+        i = skip(2, "ONLY")
+        if words[i:i + 2] == ["IF", "EXISTS"]:
+            i = skip(i + 2, "ONLY")
+        table, i = ident_after(i)
+        depth = 0
+        while table and i < len(toks):
+            kind = toks[i][0]
+            depth += 1 if kind == "open" else -1 if kind == "close" else 0
+            if depth == 0 and words[i] == "ADD":
+                j = skip(i + 1, "COLUMN")
+                if if_not_exists and words[j:j + 3] == ["IF", "NOT", "EXISTS"]:
+                    j += 3
+                if j < len(words) and words[j] in ("CONSTRAINT", "PRIMARY", "UNIQUE", "FOREIGN", "CHECK",
+                                                   "EXCLUDE", "IF"):
+                    i = j
+                    continue
+                column, i = ident_after(j)
+                if column:
+                    found.append(("column", f"{table}.{column}"))
+                continue
+            i += 1
+    return found
