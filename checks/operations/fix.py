@@ -218,6 +218,8 @@ def apply_fix(url: str, schema: str | Path, *, allow_destructive: bool = False, 
         return result
     if record_migration is not None:
         result.recorded_migration = record_as_migration(Path(record_migration), url, run)
+    if result.history is not None:  # what the fix created may now collide with a pending migration
+        result.history = pending_migrations(url, str(schema))
     return result
 
 
