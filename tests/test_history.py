@@ -25,7 +25,8 @@ from checks.errors import (
     StatementFailed,
     UsageError,
 )
-from checks.history import ActionRecord, HistoryStore, Observation, next_flip, timed_action
+from checks.history import ActionRecord, CheckSpec, HistoryStore, timed_action
+from checks.monitor.results import CheckResult
 from checks.history import migrations, tables
 from tests.conftest import ROOT
 
@@ -292,8 +293,8 @@ def test_a_store_at_version_1_upgrades_to_the_latest_and_keeps_its_actions(store
     with HistoryStore.open(store_url) as store:
         assert store.schema_version() == migrations.LATEST
         assert store.get_action(action_id).statements == full_action().statements
-        store.add_target("api", "health")
-        assert store.record_observation("api", "up", observed_at=T0) is True
+        [tid] = store.register_checks("production", [CheckSpec("health", "api", 30)]).values()
+        assert store.record_result(tid, CheckResult("health", "api", "ok", None, T0)).flip is not None
 
 
 def test_the_migrations_build_exactly_the_schema_the_code_uses(store):
@@ -363,109 +364,302 @@ def test_stores_opened_at_the_same_time_apply_each_migration_once(store_url):
 # -- monitoring ------------------------------------------------------------------------------
 
 
-def test_observations_create_flips_only_on_status_change(store):
-    store.add_target("api /health", "health", {"url": "https://api.example.com/health"})
-    statuses = ["up", "up", "down", "down", "degraded", "up", "up"]
-    created = [
-        store.record_observation("api /health", s, observed_at=T0 + timedelta(minutes=i), latency_ms=12.5)
-        for i, s in enumerate(statuses)
-    ]
-    assert created == [True, False, True, False, True, True, False]
-    assert [(f.from_status, f.to_status) for f in store.flips("api /health")] == [
-        (None, "up"), ("up", "down"), ("down", "degraded"), ("degraded", "up"),
-    ]
-    assert [f.at for f in store.flips("api /health", since=T0 + timedelta(minutes=3))] == [
-        T0 + timedelta(minutes=4), T0 + timedelta(minutes=5),
-    ]
-    assert store.latest_status("api /health") == "up"
+def result(kind="health", name="api", state="ok", at=T0, reason=None, latency=12.5, **detail):
+    if state != "ok" and reason is None:
+        reason = f"{name} is {state}"
+    return CheckResult(kind, name, state, reason, at, latency, detail)
 
 
-def test_probes_racing_on_one_target_record_one_flip(store):
-    store.add_target("api", "health")
+def register(store, environment="production", *checks, now=T0):
+    specs = [CheckSpec(kind, name, interval) for kind, name, interval in
+             (checks or [("health", "api", 30)])]
+    return store.register_checks(environment, specs, now=now)
+
+
+def test_checks_are_named_by_environment_kind_and_name(store):
+    prod = register(store, "production", ("health", "api", 30), ("drift", "drift", 60))
+    staging = register(store, "staging", ("health", "api", 30))
+    assert prod[("health", "api")] != staging[("health", "api")]
+    assert register(store, "production", ("health", "api", 30)) == {("health", "api"): prod[("health", "api")]}
+    assert [(t.environment, t.kind, t.name) for t in store.targets()] == [
+        ("production", "drift", "drift"), ("production", "health", "api"), ("staging", "health", "api")]
+    assert store.environments() == ["production", "staging"]
+    with pytest.raises(ValueError, match="check kind"):
+        store.register_checks("production", [CheckSpec("ping", "x", 30)])
+
+
+def test_a_check_turns_failing_only_after_the_threshold_and_ok_on_the_first_success(store):
+    tid = register(store)[("health", "api")]
+    states = ["ok", "failing", "ok", "failing", "failing", "failing", "error", "ok"]
+    seen = []
+    for i, s in enumerate(states):
+        rec = store.record_result(tid, result(state=s, at=T0 + timedelta(seconds=30 * i)), failure_threshold=2)
+        seen.append((rec.status.state, rec.flip is not None))
+    assert seen == [("ok", True), ("warning", True), ("ok", True), ("warning", True), ("failing", True),
+                    ("failing", False), ("error", True), ("ok", True)]
+    flips = store.flips("production")
+    assert [(f.from_state, f.to_state) for f in flips] == [
+        (None, "ok"), ("ok", "warning"), ("warning", "ok"), ("ok", "warning"), ("warning", "failing"),
+        ("failing", "error"), ("error", "ok")]
+    assert flips[1].reason == "api is failing (failure 1 of 2 before failing)"
+    assert flips[4].reason == "api is failing" and flips[4].name == "api" and flips[4].kind == "health"
+    # raw observations keep the probe's own state
+    assert [o.state for o in store.observations(tid)] == states
+
+
+def test_the_latest_state_of_every_check_comes_with_its_result_and_age(store):
+    ids = register(store, "production", ("health", "api", 30), ("drift", "drift", 60), ("smoke", "create", 300))
+    store.record_result(ids[("drift", "drift")], CheckResult(
+        "drift", "drift", "failing", "table avatar_projects missing", T0, 40.0,
+        {"schema_commit": "cbf49b4", "summary": {"critical": 2}}), failure_threshold=1)
+    store.record_result(ids[("health", "api")], result(at=T0 + timedelta(seconds=10)))
+    latest = store.latest("production")
+    assert [(c.kind, c.name, c.state) for c in latest] == [
+        ("health", "api", "ok"), ("smoke", "create", "unknown"), ("drift", "drift", "failing")]
+    drift = latest[2]
+    assert drift.detail == {"schema_commit": "cbf49b4", "summary": {"critical": 2}}
+    assert drift.reason == "table avatar_projects missing" and drift.since == T0
+    assert drift.age_s(T0 + timedelta(seconds=90)) == 90.0
+    assert not drift.is_stale(T0 + timedelta(seconds=90)) and drift.is_stale(T0 + timedelta(seconds=121))
+    assert latest[1].checked_at is None and latest[1].age_s() is None
+    assert store.environment_states() == {"production": "failing"}
+
+
+def test_a_late_result_is_kept_but_changes_no_state(store):
+    tid = register(store)[("health", "api")]
+    store.record_result(tid, result(state="ok", at=T0 + timedelta(minutes=5)))
+    rec = store.record_result(tid, result(state="failing", at=T0), failure_threshold=1)
+    assert rec.flip is None and rec.status.state == "ok"
+    assert [o.state for o in store.observations(tid)] == ["failing", "ok"]
+
+
+def test_pollers_racing_on_one_check_record_one_flip(store):
+    tid = register(store)[("health", "api")]
+    errors = []
 
     def probe():
-        for _ in range(5):
-            store.record_observation("api", "down")
+        try:
+            for _ in range(5):
+                store.record_result(tid, result(state="failing", at=datetime.now(timezone.utc)))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
 
     threads = [threading.Thread(target=probe) for _ in range(4)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(store.observations("api")) == 20
-    assert [(f.from_status, f.to_status) for f in store.flips("api")] == [(None, "down")]
+    assert errors == []
+    assert len(store.observations(tid)) == 20
+    assert [(f.from_state, f.to_state) for f in store.flips()] == [(None, "failing")]
+    # a result that lost the race to a newer one is kept but counts as late
+    assert 1 <= store.latest()[0].failures <= 20 and store.latest()[0].state == "failing"
 
 
-def test_a_late_observation_is_kept_but_changes_no_status(store):
-    store.add_target("web", "deployment")
-    store.record_observation("web", "up", observed_at=T0 + timedelta(minutes=5))
-    assert store.record_observation("web", "down", observed_at=T0) is False
-    assert store.latest_status("web") == "up"
-    assert len(store.observations("web")) == 2
-    assert [o.status for o in store.observations("web")] == ["down", "up"]
+def test_due_checks_are_leased_once_per_interval(store):
+    ids = register(store, "production", ("health", "api", 30), ("drift", "drift", 60))
+    store.register_checks("production", [CheckSpec("migrations", "migrations", 60, scheduled=False)], now=T0)
+    first = store.claim_due("poller-a", now=T0)
+    assert sorted((c.kind, c.name) for c in first) == [("drift", "drift"), ("health", "api")]
+    assert store.claim_due("poller-b", now=T0 + timedelta(seconds=29)) == []
+    again = store.claim_due("poller-b", now=T0 + timedelta(seconds=30))
+    assert [(c.kind, c.target_id) for c in again] == [("health", ids[("health", "api")])]
+    assert store.next_due() == T0 + timedelta(seconds=60)
+    assert store.claim_due("x", now=T0 + timedelta(hours=1), environments=["staging"]) == []
 
 
-def test_next_flip_is_a_pure_rule():
-    up = Observation("t", T0, "up")
-    assert next_flip(None, up).from_status is None
-    assert next_flip(up, Observation("t", T0 + timedelta(seconds=1), "up")) is None
-    assert next_flip(up, Observation("t", T0 + timedelta(seconds=1), "down")).to_status == "down"
-    assert next_flip(up, Observation("t", T0 - timedelta(seconds=1), "down")) is None
+def test_a_shorter_interval_brings_the_next_run_closer(store):
+    register(store, "production", ("health", "api", 300))
+    store.claim_due("a", now=T0)
+    assert store.next_due() == T0 + timedelta(seconds=300)
+    register(store, "production", ("health", "api", 30), now=T0 + timedelta(seconds=10))
+    assert store.next_due() == T0 + timedelta(seconds=40)
 
 
-def test_the_latest_observation_of_every_target_comes_in_one_call(store):
-    store.add_target("a", "health")
-    store.add_target("b", "smoke")
-    store.add_target("quiet", "drift")
-    for i in range(3):
-        store.record_observation("a", "up" if i < 2 else "down", observed_at=T0 + timedelta(minutes=i))
-        store.record_observation("b", "degraded", observed_at=T0 + timedelta(minutes=i), detail={"step": i})
-    latest = store.latest_observations()
-    assert set(latest) == {"a", "b"}
-    assert latest["a"].status == "down" and latest["a"].observed_at == T0 + timedelta(minutes=2)
-    assert latest["b"].detail == {"step": 2}
-    assert store.latest_status("quiet") is None
+def test_claims_from_many_threads_never_hand_out_a_check_twice(store):
+    register(store, "production", *[("health", f"h{i}", 60) for i in range(40)])
+    got: list[int] = []
+    lock = threading.Lock()
+
+    def claim():
+        for _ in range(5):
+            claims = store.claim_due(threading.current_thread().name, now=T0, limit=3)
+            with lock:
+                got.extend(c.target_id for c in claims)
+
+    threads = [threading.Thread(target=claim) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == len(set(got))
 
 
-def test_an_unknown_target_is_a_usage_error(store):
-    with pytest.raises(UsageError, match="no target 'ghost'"):
-        store.record_observation("ghost", "up")
+def test_an_incident_opens_when_an_environment_turns_failing_and_closes_when_ok(store):
+    ids = register(store, "production", ("health", "api", 30), ("smoke", "create", 60))
+    api, smoke = ids[("health", "api")], ids[("smoke", "create")]
+    store.record_result(api, result(at=T0))
+    store.record_result(smoke, result("smoke", "create", "ok", at=T0))
+    assert store.update_incident("production", now=T0) is None
+    store.record_result(smoke, result("smoke", "create", "failing", T0 + timedelta(minutes=1),
+                                      reason="step 1 POST /projects: [STATUS] == 201: got 400"))
+    opened = store.update_incident("production", now=T0 + timedelta(minutes=1))
+    assert opened.action == "opened"
+    assert opened.incident.title == ("production failing: smoke 'create': "
+                                     "step 1 POST /projects: [STATUS] == 201: got 400")
+    assert opened.incident.summary["checks"][0]["name"] == "create"
+    assert store.update_incident("production", now=T0 + timedelta(minutes=2)) is None  # still failing: one incident
+    store.record_result(smoke, result("smoke", "create", "warning", T0 + timedelta(minutes=3)))
+    assert store.update_incident("production", now=T0 + timedelta(minutes=3)) is None  # not ok yet
+    store.record_result(smoke, result("smoke", "create", "ok", T0 + timedelta(minutes=4)))
+    closed = store.update_incident("production", now=T0 + timedelta(minutes=4))
+    assert closed.action == "closed" and closed.incident.duration_s() == 180.0
+    [incident] = store.incidents("production")
+    assert incident.closed_at == T0 + timedelta(minutes=4) and not incident.is_open
+    assert store.incidents("staging") == []
+    assert store.get_incident(incident.id) == incident
 
 
-def test_a_target_config_is_stored_without_secrets(store):
-    store.add_target("db", "drift", {"database_url": f"postgresql://bob:{SECRET}@db/app", "token": SECRET})
-    store.add_target("db", "drift", {"database_url": f"postgresql://bob:{SECRET}@db/app2"})  # update in place
-    [target] = store.targets()
-    assert target.config == {"database_url": "postgresql://bob:***@db/app2"}
-
-
-def test_prune_deletes_old_observations_but_keeps_each_targets_newest_and_every_flip(store):
-    store.add_target("busy", "health")
-    store.add_target("quiet", "health")
-    for day in range(10):
-        store.record_observation("busy", "up" if day % 3 else "down", observed_at=T0 + timedelta(days=day))
-    store.record_observation("quiet", "up", observed_at=T0)
-    flips_before = store.flips()
-
-    deleted = store.prune(T0 + timedelta(days=7), batch=2)  # batches of 2 exercise the loop
-
-    assert deleted == 7  # busy's days 0..6; quiet's only observation is its newest, kept
-    assert [o.observed_at for o in store.observations("busy")] == [T0 + timedelta(days=d) for d in (7, 8, 9)]
-    assert store.latest_status("quiet") == "up"
-    assert store.flips() == flips_before
-    assert store.prune(timedelta(days=365 * 100)) == 0
-
-
-def test_incidents_open_and_close(store):
-    first = store.open_incident("api down", {"targets": ["api"]}, opened_at=T0)
-    second = store.open_incident("drift in production", opened_at=T0 + timedelta(hours=1))
+def test_one_open_incident_per_environment_even_by_hand(store):
+    first = store.open_incident("production", "api down", {"targets": ["api"]}, opened_at=T0)
+    with pytest.raises(UsageError, match="already has an open incident"):
+        store.open_incident("production", "again", opened_at=T0)
+    second = store.open_incident("staging", "drift in staging", opened_at=T0 + timedelta(hours=1))
     store.close_incident(first, closed_at=T0 + timedelta(minutes=20), summary={"cause": "missing table"})
     assert [i.id for i in store.incidents()] == [second, first]
     assert [i.id for i in store.incidents(open_only=True)] == [second]
-    closed = store.incidents()[1]
-    assert closed.closed_at == T0 + timedelta(minutes=20) and closed.summary == {"cause": "missing table"}
+    assert [i.id for i in store.incidents(since=T0 + timedelta(minutes=30))] == [second]
+    assert [i.id for i in store.incidents(until=T0 + timedelta(minutes=30))] == [first]
     with pytest.raises(UsageError):
         store.close_incident(first)
+
+
+def fill(store, tid, start, hours, every_s=30, state_of=lambda i: "ok", latency_of=lambda i: float(i % 100)):
+    n = int(hours * 3600 // every_s)
+    for i in range(n):
+        store.record_result(tid, result(state=state_of(i), at=start + timedelta(seconds=every_s * i),
+                                        latency=latency_of(i)))
+    return n
+
+
+def test_rollups_aggregate_each_hour_in_sql_and_series_joins_them_with_raw(store):
+    tid = register(store)[("health", "api")]
+    # 3 hours at 5-minute steps: 12 results an hour, every 4th failing, latencies 0..11 per hour.
+    fill(store, tid, T0, 3, every_s=300, state_of=lambda i: "failing" if i % 4 == 3 else "ok",
+         latency_of=lambda i: float(i % 12))
+    now = T0 + timedelta(hours=2, minutes=30)
+    assert store.rollup(now=now) == 2  # hours 12:00 and 13:00 are complete
+    series = store.series(tid, since=T0, until=now)
+    assert [(p.hour, p.source, p.count, p.ok_count, p.failing_count) for p in series] == [
+        (T0, "rollup", 12, 9, 3), (T0 + timedelta(hours=1), "rollup", 12, 9, 3),
+        (T0 + timedelta(hours=2), "raw", 6, 5, 1)]
+    assert (series[0].latency_avg, series[0].latency_p95, series[0].latency_max) == (5.5, 11.0, 11.0)
+    assert (series[2].latency_avg, series[2].latency_p95, series[2].latency_max) == (2.5, 5.0, 5.0)
+    # The same figures whether an hour is rolled up or not.
+    store.rollup(now=T0 + timedelta(hours=3))
+    assert [(p.count, p.ok_count, p.latency_p95) for p in store.series(tid, since=T0, until=now)][:2] == \
+        [(12, 9, 11.0), (12, 9, 11.0)]
+    assert store.rollup(now=T0 + timedelta(hours=3)) == 1  # the newest hour again, for late results
+
+
+def test_uptime_counts_rollups_and_raw_results_once(store):
+    ids = register(store, "production", ("health", "api", 30), ("health", "web", 30))
+    api, web = ids[("health", "api")], ids[("health", "web")]
+    fill(store, api, T0, 3, every_s=600, state_of=lambda i: "failing" if i % 2 else "ok")  # 18, half ok
+    fill(store, web, T0, 1, every_s=600)  # 6, all ok
+    until = T0 + timedelta(hours=3)
+    before = store.uptime(since=T0, until=until)
+    store.rollup(now=T0 + timedelta(hours=2, minutes=5))
+    after = store.uptime(since=T0, until=until)
+    assert before == after == {api: 0.5, web: 1.0}
+    assert store.counts(since=T0 + timedelta(minutes=30), until=until, environment="production") == {
+        api: (15, 7, 8), web: (3, 3, 0)}
+    assert store.uptime(since=T0, until=until, target_ids=[web]) == {web: 1.0}
+
+
+def test_prune_keeps_rollups_for_90_days_and_raw_results_for_7(store):
+    tid = register(store)[("health", "api")]
+    fill(store, tid, T0, 2, every_s=1200)  # 6 results at 12:00..13:40
+    late = T0 + timedelta(days=8)
+    store.record_result(tid, result(at=late))
+    pruned = store.prune(now=late + timedelta(minutes=1), batch=2)
+    assert pruned.observations == 6 and pruned.rollups == 0
+    assert [o.observed_at for o in store.observations(tid)] == [late]
+    assert [p.count for p in store.series(tid, since=T0, until=T0 + timedelta(hours=2))] == [3, 3]
+    assert store.latest()[0].checked_at == late  # the current state lives on
+    assert store.prune(now=T0 + timedelta(days=91)).rollups == 2
+    assert store.series(tid, since=T0, until=T0 + timedelta(hours=2)) == []
+    assert len(store.flips()) == 1  # flips are the record: never pruned
+
+
+def test_observations_stream_in_batches_within_a_window(store):
+    tid = register(store)[("health", "api")]
+    fill(store, tid, T0, 1, every_s=60)
+    stream = store.iter_observations(tid, since=T0 + timedelta(minutes=10), until=T0 + timedelta(minutes=20),
+                                     batch=3)
+    assert [o.observed_at.minute for o in stream] == list(range(10, 20))
+
+
+def test_actions_are_listed_per_environment_and_window(store):
+    store.record_action(full_action(environment="production", started_at=T0))
+    store.record_action(full_action(environment="staging", started_at=T0 + timedelta(minutes=5)))
+    store.record_action(full_action(environment="production", started_at=T0 + timedelta(hours=2)))
+    assert [a.started_at for a in store.list_actions(environment="production", until=T0 + timedelta(hours=1))] \
+        == [T0]
+
+
+def test_a_result_and_check_config_are_stored_without_secrets(store, store_url):
+    [tid] = store.register_checks("production", [CheckSpec(
+        "drift", "drift", 60, {"database_url": f"postgresql://bob:{SECRET}@db/app", "token": SECRET})]).values()
+    store.record_result(tid, CheckResult("drift", "drift", "error",
+                                         f"cannot connect to postgresql://bob:{SECRET}@db/app", T0, None,
+                                         {"authorization": SECRET}))
+    [target] = store.targets()
+    assert target.config == {"database_url": "postgresql://bob:***@db/app", "token": "***"}
+    engine = create_engine(store_url)
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn.execute(text("SET search_path TO driftwatch"))
+        for table in ("targets", "target_state", "observations", "flips"):
+            rows = conn.execute(text(f"SELECT * FROM {table}")).all()
+            assert rows and SECRET not in repr(rows), table
+    engine.dispose()
+
+
+def test_a_version_2_store_keeps_its_monitoring_rows_in_the_new_states(store_url):
+    old = HistoryStore.open(store_url, migrate=False)
+    assert migrations.upgrade(old.engine, to=2) == [1, 2]
+    with old.engine.begin() as conn:
+        if old.dialect == "postgresql":
+            conn.execute(text("SET LOCAL search_path TO driftwatch"))
+        conn.execute(text("INSERT INTO targets (name, kind, config, created_at) "
+                          "VALUES ('api', 'health', '{}', :t)"), {"t": T0})
+        for i, status in enumerate(["up", "down", "degraded"]):
+            conn.execute(text("INSERT INTO observations (target_id, observed_at, status, latency_ms) "
+                              "VALUES (1, :t, :s, 5)"), {"t": T0 + timedelta(minutes=i), "s": status})
+        conn.execute(text("INSERT INTO flips (target_id, at, from_status, to_status) VALUES (1, :t, NULL, 'up')"),
+                     {"t": T0})
+        conn.execute(text("INSERT INTO flips (target_id, at, from_status, to_status) VALUES (1, :t, 'up', 'down')"),
+                     {"t": T0 + timedelta(minutes=1)})
+        conn.execute(text("INSERT INTO incidents (opened_at, title, summary) VALUES (:t, 'api down', '{}')"),
+                     {"t": T0})
+    old.close()
+    with HistoryStore.open(store_url) as store:
+        [target] = store.targets()
+        assert (target.environment, target.kind, target.name) == ("default", "health", "api")
+        assert [(o.state, o.reason) for o in store.observations(target.id)] == [
+            ("ok", None), ("failing", "recorded as down"), ("warning", "recorded as degraded")]
+        assert [(f.from_state, f.to_state) for f in store.flips()] == [(None, "ok"), ("ok", "failing")]
+        [now] = store.latest()
+        assert (now.state, now.checked_at, now.due_at) == ("warning", T0 + timedelta(minutes=2), None)
+        [incident] = store.incidents()
+        assert (incident.environment, incident.title, incident.is_open) == ("default", "api down", True)
+        # new rows get new ids
+        ids = store.register_checks("default", [CheckSpec("health", "web", 30)])
+        assert ids[("health", "web")] == 2
+        store.record_result(2, result(name="web"))
+
+
 
 
 # -- where the store lives, and when it cannot be opened ------------------------------------

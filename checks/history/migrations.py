@@ -34,9 +34,12 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
+    case,
     func,
     insert,
     inspect,
+    literal,
     select,
     text,
 )
@@ -140,6 +143,198 @@ def _v2_monitoring(conn: Connection) -> None:
     md.create_all(conn, checkfirst=False)
 
 
+# v2's states, as v3 names them: the probe's view ("down") became the state it means.
+_V2_STATES = {"up": "ok", "down": "failing", "degraded": "warning", "unknown": "unknown"}
+_V2_ENVIRONMENT = "default"  # v2 targets had no environment
+
+
+def _v3_tables(md: MetaData) -> dict[str, Table]:
+    """The monitoring tables as schema v3 defines them (frozen; see the module docstring)."""
+    def fk() -> ForeignKey:
+        return ForeignKey("targets.id", ondelete="CASCADE")
+
+    made = [
+        Table(
+            "targets", md,
+            Column("id", _ID, primary_key=True),
+            Column("environment", Text, nullable=False),
+            Column("kind", String(32), nullable=False),
+            Column("name", Text, nullable=False),
+            Column("config", _json(), nullable=False),
+            Column("created_at", _TIME, nullable=False),
+            UniqueConstraint("environment", "kind", "name"),
+        ),
+        Table(
+            "target_state", md,
+            Column("target_id", _ID, fk(), primary_key=True, autoincrement=False),
+            Column("state", String(16), nullable=False),
+            Column("reason", Text),
+            Column("since", _TIME),
+            Column("failures", Integer, nullable=False),
+            Column("checked_at", _TIME),
+            Column("latency_ms", Double),
+            Column("detail", _json()),
+            Column("interval_s", Integer, nullable=False),
+            Column("due_at", _TIME),
+            Column("leased_by", Text),
+            Column("leased_at", _TIME),
+            Index(None, "due_at"),
+        ),
+        Table(
+            "observations", md,
+            Column("id", _ID, primary_key=True),
+            Column("target_id", _ID, fk(), nullable=False),
+            Column("observed_at", _TIME, nullable=False),
+            Column("state", String(16), nullable=False),
+            Column("reason", Text),
+            Column("latency_ms", Double),
+            Column("detail", _json()),
+            Index(None, "target_id", "observed_at"),
+            Index(None, "observed_at"),
+        ),
+        Table(
+            "rollups", md,
+            Column("target_id", _ID, fk(), primary_key=True, autoincrement=False),
+            Column("hour", _TIME, primary_key=True),
+            Column("count", Integer, nullable=False),
+            Column("ok_count", Integer, nullable=False),
+            Column("failing_count", Integer, nullable=False),
+            Column("latency_avg", Double),
+            Column("latency_p95", Double),
+            Column("latency_max", Double),
+            Index(None, "hour"),
+        ),
+        Table(
+            "flips", md,
+            Column("id", _ID, primary_key=True),
+            Column("target_id", _ID, fk(), nullable=False),
+            Column("at", _TIME, nullable=False),
+            Column("from_state", String(16)),
+            Column("to_state", String(16), nullable=False),
+            Column("reason", Text),
+            Index(None, "target_id", "at"),
+            Index(None, "at"),
+        ),
+        Table(
+            "incidents", md,
+            Column("id", _ID, primary_key=True),
+            Column("environment", Text, nullable=False),
+            Column("opened_at", _TIME, nullable=False),
+            Column("closed_at", _TIME),
+            Column("title", Text, nullable=False),
+            Column("summary", _json(), nullable=False),
+            Index(None, "environment", "opened_at"),
+            Index(None, "opened_at"),
+            Index(None, "closed_at"),
+            Index("uq_incidents_open_environment", "environment", unique=True,
+                  sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
+        ),
+    ]
+    return {t.name: t for t in made}
+
+
+def _v2_tables(md: MetaData) -> dict[str, Table]:
+    """v2's monitoring tables, only as far as v3 reads them."""
+    made = [
+        Table("targets", md, Column("id", _ID), Column("name", Text), Column("kind", String(32)),
+              Column("config", _json()), Column("created_at", _TIME)),
+        Table("observations", md, Column("id", _ID), Column("target_id", _ID), Column("observed_at", _TIME),
+              Column("status", String(16)), Column("latency_ms", Double), Column("detail", _json())),
+        Table("flips", md, Column("id", _ID), Column("target_id", _ID), Column("at", _TIME),
+              Column("from_status", String(16)), Column("to_status", String(16))),
+        Table("incidents", md, Column("id", _ID), Column("opened_at", _TIME), Column("closed_at", _TIME),
+              Column("title", Text), Column("summary", _json())),
+    ]
+    return {t.name: t for t in made}
+
+
+def _v3_state(status):  # type: ignore[no-untyped-def]
+    return case(*[(status == old, new) for old, new in _V2_STATES.items()], else_="unknown")
+
+
+def _v3_environments(conn: Connection) -> None:
+    """Monitoring per environment: targets named by (environment, kind, name); the five states
+    (ok, warning, failing, error, unknown) with reasons; each target's current state and
+    schedule; hourly roll-ups; incidents per environment; actions by environment.
+
+    v2's rows are kept: they are copied aside into temporary tables, the v2 tables dropped
+    (children first, so no cascade fires), the v3 tables created under the same names, and
+    the rows copied back with up/down/degraded mapped to ok/failing/warning and the targets
+    placed in the environment "default". Rebuilding beats ALTER: SQLite cannot drop the old
+    unique constraint on targets.name in place.
+    """
+    temp_schema = "pg_temp" if conn.dialect.name == "postgresql" else "temp"
+    old = _v2_tables(MetaData())
+    aside_md = MetaData()
+    aside = {
+        name: Table(f"v2_{name}", aside_md, *[Column(c.name, c.type) for c in table.columns], schema=temp_schema)
+        for name, table in old.items()
+    }
+    for name, table in old.items():
+        aside[name].create(conn)
+        conn.execute(insert(aside[name]).from_select([c.name for c in table.columns], select(table)))
+    for name in ("flips", "observations", "incidents", "targets"):
+        old[name].drop(conn)
+
+    md = MetaData(naming_convention=_NAMING_V1)
+    new = _v3_tables(md)
+    md.create_all(conn, checkfirst=False)
+
+    t, o, f, i = aside["targets"], aside["observations"], aside["flips"], aside["incidents"]
+    conn.execute(insert(new["targets"]).from_select(
+        ["id", "environment", "kind", "name", "config", "created_at"],
+        select(t.c.id, literal(_V2_ENVIRONMENT), t.c.kind, t.c.name, t.c.config, t.c.created_at),
+    ))
+
+    def was(status):  # type: ignore[no-untyped-def]
+        return case((status.in_(["up", "unknown"]), None), else_=literal("recorded as ") + status)
+
+    conn.execute(insert(new["observations"]).from_select(
+        ["id", "target_id", "observed_at", "state", "reason", "latency_ms", "detail"],
+        select(o.c.id, o.c.target_id, o.c.observed_at, _v3_state(o.c.status), was(o.c.status),
+               o.c.latency_ms, o.c.detail),
+    ))
+    conn.execute(insert(new["flips"]).from_select(
+        ["id", "target_id", "at", "from_state", "to_state", "reason"],
+        select(f.c.id, f.c.target_id, f.c.at, _v3_state(f.c.from_status), _v3_state(f.c.to_status),
+               was(f.c.to_status)).where(f.c.from_status.is_not(None)).union_all(
+            select(f.c.id, f.c.target_id, f.c.at, None, _v3_state(f.c.to_status), was(f.c.to_status))
+            .where(f.c.from_status.is_(None))),
+    ))
+    conn.execute(insert(new["incidents"]).from_select(
+        ["id", "environment", "opened_at", "closed_at", "title", "summary"],
+        select(i.c.id, literal(_V2_ENVIRONMENT), i.c.opened_at, i.c.closed_at, i.c.title, i.c.summary),
+    ))
+    # Each v2 target's newest observation becomes its current state; a poller that watches it
+    # again schedules it (due_at stays NULL until then).
+    newest = (select(o.c.status, o.c.observed_at, o.c.latency_ms)
+              .where(o.c.target_id == t.c.id)
+              .order_by(o.c.observed_at.desc(), o.c.id.desc()).limit(1).correlate(t))
+    conn.execute(insert(new["target_state"]).from_select(
+        ["target_id", "state", "reason", "since", "failures", "checked_at", "latency_ms", "interval_s"],
+        select(t.c.id,
+               func.coalesce(_v3_state(newest.with_only_columns(o.c.status).scalar_subquery()), "unknown"),
+               was(newest.with_only_columns(o.c.status).scalar_subquery()),
+               newest.with_only_columns(o.c.observed_at).scalar_subquery(),
+               literal(0),
+               newest.with_only_columns(o.c.observed_at).scalar_subquery(),
+               newest.with_only_columns(o.c.latency_ms).scalar_subquery(),
+               literal(60)),
+    ))
+    if conn.dialect.name == "postgresql":  # the copied ids must not be handed out again
+        for name in ("targets", "observations", "flips", "incidents"):
+            conn.execute(text(
+                f"SELECT setval(pg_get_serial_sequence('{PG_SCHEMA}.{name}', 'id'), "
+                f"COALESCE((SELECT max(id) FROM {PG_SCHEMA}.{name}), 0) + 1, false)"
+            ))
+    for table in aside.values():
+        table.drop(conn)
+
+    md_actions = MetaData(naming_convention=_NAMING_V1)
+    actions = Table("actions", md_actions, Column("environment", Text), Column("started_at", _TIME))
+    Index(None, actions.c.environment, actions.c.started_at).create(conn)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -150,6 +345,8 @@ class Migration:
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "audit log: actions", _v1_audit_log),
     Migration(2, "monitoring: targets, observations, flips, incidents", _v2_monitoring),
+    Migration(3, "monitoring per environment: five states, reasons, current state and leases, "
+                 "hourly roll-ups, incidents per environment", _v3_environments),
 )
 LATEST = MIGRATIONS[-1].version
 

@@ -24,8 +24,9 @@ FAILURE_OUTCOMES = ("rolled_back", "failed", "refused", "interrupted")
 # Known action kinds; free text is accepted (future commands add their own).
 KINDS = ("fix", "rehearsal", "deploy", "resolve", "runbook", "migrate_command")
 
-STATUSES = ("up", "down", "degraded", "unknown")
-TARGET_KINDS = ("deployment", "health", "smoke", "drift")
+# A check's states and kinds are the monitor's (checks/monitor/results.py), kept in one place.
+STATES = ("ok", "warning", "failing", "error", "unknown")
+TARGET_KINDS = ("deployment", "health", "smoke", "drift", "migrations")
 
 MAX_ERROR_CHARS = 1000
 
@@ -144,63 +145,163 @@ class ActionRecord:
 
 @dataclass(frozen=True)
 class Target:
-    """Something watched: a deployment, a health endpoint, a smoke test, a drift check."""
+    """One configured check: a deployment, a health endpoint, a smoke test, drift, migrations.
+
+    Named by (environment, kind, name); `name` is the kind itself for deployment, drift and
+    migrations, which an environment has once.
+    """
 
     id: int
-    name: str
+    environment: str
     kind: str
+    name: str
     config: dict[str, Any]
     created_at: datetime
 
 
 @dataclass(frozen=True)
-class Observation:
-    """One probe result for one target."""
+class CheckSpec:
+    """What a poller registers for one check of its config. `scheduled=False` for a check that
+    runs only together with another (migrations rides along with drift: one database read)."""
 
-    target: str
+    kind: str
+    name: str
+    interval_s: int
+    config: dict[str, Any] = field(default_factory=dict)
+    scheduled: bool = True
+
+
+@dataclass(frozen=True)
+class CheckState:
+    """A check now: its state as the failure threshold derives it, since when, and its newest
+    result (`detail` is that result's JSON). What the dashboard's overview shows per check."""
+
+    target_id: int
+    environment: str
+    kind: str
+    name: str
+    state: str
+    reason: str | None
+    since: datetime | None
+    failures: int
+    checked_at: datetime | None
+    latency_ms: float | None
+    detail: dict[str, Any] | None
+    interval_s: int
+    due_at: datetime | None
+
+    def age_s(self, now: datetime | None = None) -> float | None:
+        """Seconds since the check last ran (None if never): a state without its age is a lie."""
+        if self.checked_at is None:
+            return None
+        return ((now or utcnow()) - self.checked_at).total_seconds()
+
+    def is_stale(self, now: datetime | None = None, intervals: float = 2.0) -> bool:
+        """Not checked within `intervals` of its interval: nobody is watching it any more."""
+        age = self.age_s(now)
+        return age is None or age > intervals * self.interval_s
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A check a poller leased: it is the only one to run it until the next due-time."""
+
+    target_id: int
+    environment: str
+    kind: str
+    name: str
+    interval_s: int
+    due_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One raw probe result for one target (the probe's own state, before the threshold)."""
+
+    target_id: int
     observed_at: datetime
-    status: str
+    state: str
+    reason: str | None = None
     latency_ms: float | None = None
     detail: dict[str, Any] | None = None
     id: int | None = None
 
 
 @dataclass(frozen=True)
+class SeriesPoint:
+    """One hour of a check: from its roll-up, or aggregated from raw results (`source`)."""
+
+    hour: datetime
+    count: int
+    ok_count: int
+    failing_count: int
+    latency_avg: float | None
+    latency_p95: float | None
+    latency_max: float | None
+    source: str  # "rollup" | "raw"
+
+    @property
+    def uptime(self) -> float | None:
+        return None if self.count == 0 else self.ok_count / self.count
+
+
+@dataclass(frozen=True)
 class Flip:
-    """A status transition of a target; incident timelines are built from these.
+    """A state change of a check, with the reason of the result that caused it; incident
+    timelines and the report's timeline are built from these. `from_state` is None for a
+    check's first result."""
 
-    `from_status` is None for a target's first observation.
-    """
-
-    target: str
+    target_id: int
+    environment: str
+    kind: str
+    name: str
     at: datetime
-    from_status: str | None
-    to_status: str
+    from_state: str | None
+    to_state: str
+    reason: str | None
     id: int | None = None
 
 
 @dataclass(frozen=True)
 class Incident:
+    """An environment's episode of `failing`: opened when it turned failing, closed when ok."""
+
     id: int
+    environment: str
     opened_at: datetime
     closed_at: datetime | None
     title: str
     summary: dict[str, Any]
 
+    def duration_s(self, now: datetime | None = None) -> float:
+        """How long it lasted, or has lasted so far when still open."""
+        return ((self.closed_at or now or utcnow()) - self.opened_at).total_seconds()
 
-def next_flip(previous: Observation | None, current: Observation) -> Flip | None:
-    """The flip `current` causes after `previous`, or None: a pure rule, tested without a store.
+    @property
+    def is_open(self) -> bool:
+        return self.closed_at is None
 
-    A target's first observation is a flip from None. An observation older than the latest
-    one (a late report) changes no status: flips follow the newest observation only.
-    """
-    if previous is None:
-        return Flip(current.target, current.observed_at, None, current.status)
-    if current.observed_at < previous.observed_at:
-        return None
-    if current.status == previous.status:
-        return None
-    return Flip(current.target, current.observed_at, previous.status, current.status)
+
+@dataclass(frozen=True)
+class Recorded:
+    """What storing one result did: the check's state now, and the flip it caused, if any."""
+
+    status: CheckState
+    flip: Flip | None
+
+
+@dataclass(frozen=True)
+class IncidentChange:
+    """An incident opened or closed by an environment's state change."""
+
+    action: str  # "opened" | "closed"
+    incident: Incident
+
+
+@dataclass(frozen=True)
+class Pruned:
+    observations: int
+    rollups: int
 
 
 def check_outcome(outcome: str) -> None:
@@ -208,6 +309,6 @@ def check_outcome(outcome: str) -> None:
         raise ValueError(f"outcome {outcome!r} is not one of {', '.join(OUTCOMES)}")
 
 
-def check_status(status: str) -> None:
-    if status not in STATUSES:
-        raise ValueError(f"status {status!r} is not one of {', '.join(STATUSES)}")
+def check_state(state: str) -> None:
+    if state not in STATES:
+        raise ValueError(f"state {state!r} is not one of {', '.join(STATES)}")

@@ -7,9 +7,18 @@ On PostgreSQL the tables live in their own schema (`driftwatch`), so a store pla
 application's database never collides with, or shows up as drift in, the application's tables.
 On SQLite there are no schemas; `None` is mapped to `driftwatch` at execution time.
 
-Indexes serve the dashboard's queries: the audit log newest first (optionally by kind),
-the latest observation per target and a time range per target, flips per target by time,
-and pruning observations by age.
+Monitoring (schema v3): a target is one configured check, named by (environment, kind, name).
+`target_state` holds one row per target: its current state as the failure threshold derives
+it, the newest result in full, and its schedule (the due-time that several pollers lease
+with `FOR UPDATE SKIP LOCKED`). So the dashboard's "every check, now" is one indexed read of
+a few hundred rows, never a scan of the observations. `observations` are raw results (kept
+7 days by default), `rollups` their hourly aggregates (kept 90 days), `flips` every state
+change with its reason, `incidents` one per environment episode of `failing` (at most one
+open per environment, enforced by a partial unique index, so two pollers cannot both open one).
+
+Indexes serve the dashboard's and the report's queries: the audit log newest first (by kind,
+or by environment), a time range per target (observations, rollups, flips), flips and
+incidents per environment by time, due checks by due-time, and pruning by age.
 """
 from __future__ import annotations
 
@@ -30,6 +39,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
@@ -105,16 +116,38 @@ actions = Table(
     Column("details", json_type(), nullable=False),
     Index(None, "started_at"),
     Index(None, "kind", "started_at"),
+    Index(None, "environment", "started_at"),
 )
 
 targets = Table(
     "targets",
     metadata,
     Column("id", BigId, primary_key=True),
-    Column("name", Text, nullable=False, unique=True),
+    Column("environment", Text, nullable=False),
     Column("kind", String(32), nullable=False),
+    Column("name", Text, nullable=False),
     Column("config", json_type(), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    UniqueConstraint("environment", "kind", "name"),
+)
+
+target_state = Table(
+    "target_state",
+    metadata,
+    Column("target_id", BigId, ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text),
+    Column("since", UTCDateTime),
+    Column("failures", Integer, nullable=False),
+    Column("checked_at", UTCDateTime),
+    Column("latency_ms", Double),
+    Column("detail", json_type()),
+    Column("interval_s", Integer, nullable=False),
+    Column("due_at", UTCDateTime),
+    Column("leased_by", Text),
+    Column("leased_at", UTCDateTime),
+    Index(None, "due_at"),
 )
 
 observations = Table(
@@ -123,11 +156,27 @@ observations = Table(
     Column("id", BigId, primary_key=True),
     Column("target_id", BigId, ForeignKey("targets.id", ondelete="CASCADE"), nullable=False),
     Column("observed_at", UTCDateTime, nullable=False),
-    Column("status", String(16), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("reason", Text),
     Column("latency_ms", Double),
     Column("detail", json_type()),
     Index(None, "target_id", "observed_at"),
     Index(None, "observed_at"),
+)
+
+rollups = Table(
+    "rollups",
+    metadata,
+    Column("target_id", BigId, ForeignKey("targets.id", ondelete="CASCADE"), primary_key=True,
+           autoincrement=False),
+    Column("hour", UTCDateTime, primary_key=True),
+    Column("count", Integer, nullable=False),
+    Column("ok_count", Integer, nullable=False),
+    Column("failing_count", Integer, nullable=False),
+    Column("latency_avg", Double),
+    Column("latency_p95", Double),
+    Column("latency_max", Double),
+    Index(None, "hour"),
 )
 
 flips = Table(
@@ -136,8 +185,9 @@ flips = Table(
     Column("id", BigId, primary_key=True),
     Column("target_id", BigId, ForeignKey("targets.id", ondelete="CASCADE"), nullable=False),
     Column("at", UTCDateTime, nullable=False),
-    Column("from_status", String(16)),
-    Column("to_status", String(16), nullable=False),
+    Column("from_state", String(16)),
+    Column("to_state", String(16), nullable=False),
+    Column("reason", Text),
     Index(None, "target_id", "at"),
     Index(None, "at"),
 )
@@ -146,10 +196,15 @@ incidents = Table(
     "incidents",
     metadata,
     Column("id", BigId, primary_key=True),
+    Column("environment", Text, nullable=False),
     Column("opened_at", UTCDateTime, nullable=False),
     Column("closed_at", UTCDateTime),
     Column("title", Text, nullable=False),
     Column("summary", json_type(), nullable=False),
+    Index(None, "environment", "opened_at"),
     Index(None, "opened_at"),
     Index(None, "closed_at"),
+    # At most one open incident per environment, whoever (which poller) opens it.
+    Index("uq_incidents_open_environment", "environment", unique=True,
+          sqlite_where=text("closed_at IS NULL"), postgresql_where=text("closed_at IS NULL")),
 )

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Benchmark a resident poller's drift re-check against the whole-process `driftwatch check`.
+
+Not a test: it prints figures and exits 0 once it has run (1 only if it could not run at all).
+
+A poller checks the same schema every minute. `checks.monitor.database.check_database` keeps
+the compiled expectation in memory, keyed by the schema's bytes, so a re-check of an unchanged
+schema should cost about one catalog read of the database (target at 500 models: <= 150 ms).
+For each size it
+  1. generates the same deterministic schema as bench/bench_check.py, loads a fresh database
+     with the DDL Driftwatch renders for it (`driftwatch sql`, Prisma's own statements; no
+     Node.js needed), perturbs it (a table, a column and an index dropped) and VACUUM ANALYZEs;
+  2. in this process: times the first check (parse + compile + inspect, no cache at all), then
+     --runs re-checks of the unchanged schema (median and max), and, for reference, the
+     catalog read alone (`inspect_database`) and the schema files' read + hash;
+  3. times the whole process `python -m checks check --format json` with its on-disk catalog
+     cache warm (the CLI's best case), median of --cli-runs.
+
+    python bench/bench_resident_drift.py [--sizes 500] [--runs 20] [--cli-runs 5] [--pg pgserver|system]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+TARGET_MODELS = 500
+TARGET_MS = 150.0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", default="500")
+    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--cli-runs", type=int, default=5)
+    parser.add_argument("--pg", default="pgserver", choices=("pgserver", "system"))
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+
+    work = Path(tempfile.mkdtemp(prefix="driftwatch-bench-resident-"))
+    os.environ["XDG_CACHE_HOME"] = str(work / "cache")  # a cold, private catalog cache
+    from bench_check import generate_schema, load_database, perturb, run_measured, settle
+
+    from checks.check import expected_catalog
+    from checks.ddl import render_script
+    from checks.inspect.live import inspect_database
+    from checks.localpg import start
+    from checks.monitor.database import Expectations, check_database
+    from checks.psl.files import read_schema_files
+
+    server = start(args.pg, work / "pg")
+    rows = []
+    try:
+        for n in sizes:
+            gen = generate_schema(n, args.seed)
+            schema = work / f"schema-{n}.prisma"
+            schema.write_text(gen.text)
+            dbname = f"bench_resident_{n}"
+            from urllib.parse import urlsplit, urlunsplit
+
+            url = urlunsplit(urlsplit(server.url)._replace(path="/" + dbname))
+            load_database(server.url, url, dbname, render_script(expected_catalog(schema)))
+            perturbed, tables = perturb(url, gen)
+            settle(url)
+
+            cache = Expectations()
+            os.environ["DRIFTWATCH_NO_CACHE"] = "1"  # the first check compiles from scratch
+            t0 = time.perf_counter()
+            drift, _ = check_database(url, schema, expectations=cache)
+            first_ms = (time.perf_counter() - t0) * 1000
+            os.environ.pop("DRIFTWATCH_NO_CACHE")
+            assert drift.state == "failing", drift
+            found = sum(drift.detail["summary"].values())
+
+            recheck = []
+            for _ in range(args.runs):
+                t0 = time.perf_counter()
+                drift, _ = check_database(url, schema, expectations=cache)
+                recheck.append((time.perf_counter() - t0) * 1000)
+                assert drift.state == "failing" and sum(drift.detail["summary"].values()) == found
+            assert cache.misses == 1 and cache.hits == args.runs
+
+            expected = cache.catalog(schema, "public")
+            inspect_only = []
+            read_only = []
+            for _ in range(max(5, args.runs // 2)):
+                t0 = time.perf_counter()
+                inspect_database(url, expected.schemas)
+                inspect_only.append((time.perf_counter() - t0) * 1000)
+                t0 = time.perf_counter()
+                Expectations.key(read_schema_files(schema))
+                read_only.append((time.perf_counter() - t0) * 1000)
+
+            cmd = [sys.executable, "-m", "checks", "check", "--database-url", url, "--schema", str(schema),
+                   "--format", "json", "--migrations", "none"]
+            env = {**os.environ, "PYTHONPATH": str(ROOT)}
+            run_measured(cmd, cwd=ROOT, env=env)  # fills the on-disk cache: the CLI's warm case
+            cli = [run_measured(cmd, cwd=ROOT, env=env) for _ in range(args.cli_runs)]
+            assert all(r.code == 2 for r in cli), [r.stderr[-300:] for r in cli]
+            rows.append({
+                "models": n, "tables": tables, "findings": found, "perturbed": perturbed, "first": first_ms,
+                "median": statistics.median(recheck), "max": max(recheck),
+                "inspect": statistics.median(inspect_only), "read": statistics.median(read_only),
+                "cli": statistics.median(r.wall_ms for r in cli), "cli_rss": statistics.median(r.rss_mib for r in cli),
+                "load": os.getloadavg()[0],
+            })
+    finally:
+        server.stop()
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+
+    print(f"Resident drift re-check vs whole-process CLI ({args.pg}; {args.runs} re-checks, "
+          f"{args.cli_runs} CLI runs; medians)")
+    print(f"{'models':>6} {'first check':>12} {'re-check':>9} {'(max)':>8} {'catalog read':>13} "
+          f"{'files+hash':>10} {'CLI warm':>9} {'CLI RSS':>8} {'load':>5}")
+    for r in rows:
+        print(f"{r['models']:>6} {r['first']:>9.0f} ms {r['median']:>6.0f} ms {r['max']:>5.0f} ms "
+              f"{r['inspect']:>10.0f} ms {r['read']:>7.1f} ms {r['cli']:>6.0f} ms {r['cli_rss']:>4.0f} MiB "
+              f"{r['load']:>5.2f}")
+    for r in rows:
+        if r["models"] == TARGET_MODELS:
+            verdict = "PASS" if r["median"] <= TARGET_MS else "MISS"
+            print(f"target: re-check at {TARGET_MODELS} models <= {TARGET_MS:.0f} ms: {verdict} "
+                  f"({r['median']:.0f} ms; {r['cli'] / r['median']:.1f}x faster than the warm CLI; "
+                  f"{r['findings']} findings each time; re-check / catalog read = {r['median'] / r['inspect']:.2f}, "
+                  f"load {r['load']:.1f} on {os.cpu_count()} CPUs)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,213 @@
+"""The database probe: drift and migration history against the schema of the deployed commit.
+
+    drift, migrations = check_database(database_url, source)      # source: SchemaSource or a path
+    drift, migrations = check_database(url, "prisma/schema.prisma", "prisma/migrations")
+
+The same engine as `driftwatch check` (compile, inspect, diff; `migrations.history_summary`),
+turned into two `CheckResult`s for the poller. Its `detail` holds what `check --format json`
+holds (summary, findings) plus which commit's schema was compared (`schema_commit`) and, when
+it is not the deployed one, why (`fallback_reason`).
+
+A resident poller checks the same schema every minute: the compiled expectation is kept in
+memory, keyed by the schema's bytes (`Expectations`), so a re-check of an unchanged schema
+costs one read of the files and one catalog read of the database — not a parse and compile.
+
+Nothing here raises for what the database or the schema does: an unreachable database or an
+unreadable schema is a result in state `error` with one line saying why — never a stale `ok`.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Union
+
+from ..errors import DriftwatchError
+from .gitsource import SchemaSource
+from .results import CheckResult
+
+if TYPE_CHECKING:
+    from ..catalog import Catalog
+
+__all__ = ["Expectations", "check_database", "drift_detail_keys", "EXPECTATIONS"]
+
+drift_detail_keys = ("schema_commit", "schema_source", "schema_ref", "requested_commit", "fallback_reason",
+                     "schema", "in_sync", "summary", "findings")
+MIGRATION_STATES = ("applied", "pending", "failed", "rolled_back", "edited", "missing_locally")
+
+
+class Expectations:
+    """Compiled catalogs of the schemas seen lately, in memory, keyed by their bytes.
+
+    The key is a sha256 of every schema file's bytes (and, for a folder, its path inside it,
+    which decides the order), so two commits with the same schema share one entry and an edit
+    is a new one. At most `max_entries` are kept (least recently used dropped). On a miss the
+    on-disk cache of `checks.cache` is tried before compiling (a restarted poller)."""
+
+    def __init__(self, max_entries: int = 8) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str], Catalog] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(read: tuple[str, bool, list[tuple[str, bytes, str]]]) -> str:
+        name, is_folder, files = read
+        h = hashlib.sha256(b"driftwatch-expectation-1\0")
+        for path, data, _ in files:
+            rel = os.path.relpath(path, name) if is_folder else ""
+            h.update(rel.encode("utf-8", "surrogatepass") + b"\0" + len(data).to_bytes(8, "big") + data)
+        return h.hexdigest()
+
+    def catalog(self, schema_path: str | os.PathLike[str], app_schema: str) -> Catalog:
+        """The expected catalog of the schema at `schema_path`, moved to `app_schema`
+        (SchemaError when it cannot be read or compiled)."""
+        from ..check import expected_catalog
+        from ..psl.files import read_schema_files
+
+        read = read_schema_files(schema_path)
+        k = (self.key(read), app_schema)
+        with self._lock:
+            hit = self._entries.get(k)
+            if hit is not None:
+                self._entries.move_to_end(k)
+                self.hits += 1
+                return hit
+        from ..catalog import in_schema
+
+        # A miss reads the files again: harmless, the copy of a commit never changes.
+        compiled = in_schema(expected_catalog(schema_path, cache=True), app_schema)
+        with self._lock:
+            self.misses += 1
+            self._entries[k] = compiled
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return compiled
+
+
+EXPECTATIONS = Expectations()
+
+Source = Union[SchemaSource, str, "os.PathLike[str]"]
+
+
+def check_database(
+    database_url: str,
+    source: Source,
+    migrations: str | os.PathLike[str] | None = None,
+    *,
+    expectations: Expectations | None = None,
+) -> tuple[CheckResult, CheckResult]:
+    """(drift, migrations) of the database at `database_url` against `source`.
+
+    `source` is a `SchemaSource` (the schema and migrations at the deployed commit, see
+    `checks.monitor.gitsource`) or a schema path; `migrations` overrides the source's
+    migrations folder (None: the source's, or nothing for a plain path). The compiled schema
+    is reused from `expectations` (default: this process's `EXPECTATIONS`) when its bytes did
+    not change.
+    """
+    expectations = expectations or EXPECTATIONS
+    if isinstance(source, SchemaSource):
+        schema_path: Path = source.schema
+        folder = Path(migrations) if migrations is not None else source.migrations
+        origin: dict[str, Any] = {"schema_commit": source.commit, "schema_source": "git", "schema_ref": source.ref,
+                                  "requested_commit": source.requested_commit,
+                                  "fallback_reason": source.fallback_reason, "schema": source.schema_in_repo,
+                                  "migrations_path": source.migrations_in_repo}
+        label = f"the schema of {source.short}"
+        if source.ref is not None:
+            label = f"the schema of {source.ref} ({source.short}), not of the deployed commit"
+    else:
+        schema_path = Path(source)
+        folder = Path(migrations) if migrations is not None else None
+        origin = {"schema_commit": None, "schema_source": "file", "schema_ref": None, "requested_commit": None,
+                  "fallback_reason": None, "schema": str(schema_path),
+                  "migrations_path": str(folder) if folder is not None else None}
+        label = f"{schema_path}"
+    return _drift(database_url, schema_path, origin, label, expectations), _migrations(database_url, folder, origin)
+
+
+def _drift(url: str, schema_path: Path, origin: dict[str, Any], label: str,
+           expectations: Expectations) -> CheckResult:
+    from ..db import split_prisma_url
+
+    started = time.monotonic()
+    detail: dict[str, Any] = {k: v for k, v in origin.items() if k != "migrations_path"}
+    detail.update({"in_sync": None, "summary": None, "findings": []})
+
+    def result(state: str, reason: str | None) -> CheckResult:
+        return CheckResult("drift", "drift", state, reason, latency_ms=(time.monotonic() - started) * 1000.0,
+                           detail=detail)
+
+    try:
+        expected = expectations.catalog(schema_path, split_prisma_url(url)[1])
+        from ..diff import diff
+        from ..inspect.live import inspect_database
+
+        actual = inspect_database(url, expected.schemas)
+        report = diff(expected, actual)
+    except DriftwatchError as exc:
+        return result("error", _one_line(f"cannot check drift against {label}: {exc}"))
+    except Exception as exc:  # noqa: BLE001 - a probe reports, the poller must go on
+        return result("error", _one_line(f"cannot check drift against {label}: {type(exc).__name__}: {exc}", url))
+    detail.update(report.to_json())
+    if report.in_sync():
+        return result("ok", None)
+    summary = report.summary
+    first = min((f for f in report.findings if f.severity != "info"), key=lambda f: f.sort_key)
+    counts = ", ".join(f"{summary[s]} {s}" for s in ("critical", "warning") if summary[s])
+    state = "failing" if summary["critical"] else "warning"
+    return result(state, _one_line(f"{first.message} ({counts} against {label})"))
+
+
+def _migrations(url: str, folder: Path | None, origin: dict[str, Any]) -> CheckResult:
+    started = time.monotonic()
+    detail: dict[str, Any] = {"schema_commit": origin["schema_commit"], "directory": origin["migrations_path"],
+                              "managed": None, "up_to_date": None}
+    detail.update({state: [] for state in MIGRATION_STATES if state != "applied"})
+    detail["applied_count"] = 0
+
+    def result(state: str, reason: str | None) -> CheckResult:
+        return CheckResult("migrations", "migrations", state, reason,
+                           latency_ms=(time.monotonic() - started) * 1000.0, detail=detail)
+
+    if folder is None:
+        return result("unknown", "no migrations folder configured")
+    from ..migrations import history_summary
+
+    try:
+        summary = history_summary(url, folder)
+    except Exception as exc:  # noqa: BLE001 - history_summary only promises DriftwatchError
+        return result("error", _one_line(f"cannot read the migration history: {type(exc).__name__}: {exc}", url))
+    if "error" in summary:
+        return result("error", _one_line(f"cannot read the migration history: {summary['error']}"))
+    by_state = summary.get("by_state", {})
+    detail.update(managed=summary.get("managed"), up_to_date=summary.get("up_to_date"))
+    for state in MIGRATION_STATES:
+        if state != "applied":
+            detail[state] = list(by_state.get(state, []))
+    detail["applied_count"] = len(by_state.get("applied", []))
+    if not summary.get("managed"):
+        return result("warning", "the database has no _prisma_migrations table: Prisma Migrate never ran here "
+                                 "(baseline it with driftwatch migrate resolve --applied)")
+    if detail["failed"]:
+        return result("failing", f"migration {detail['failed'][0]} failed: deploys stop until it is resolved (P3009)")
+    if detail["pending"]:
+        names = detail["pending"]
+        more = f" and {len(names) - 1} more" if len(names) > 1 else ""
+        return result("failing", f"migration {names[0]}{more} pending: apply with driftwatch migrate deploy")
+    problems = [f"{len(detail[s])} {s.replace('_', ' ')}" for s in ("rolled_back", "edited", "missing_locally")
+                if detail[s]]
+    if problems:
+        return result("warning", "migration history: " + ", ".join(problems))
+    return result("ok", None)
+
+
+def _one_line(text: str, url: str | None = None) -> str:
+    from ..db import scrub
+
+    line = " ".join(str(text).split())
+    return scrub(line, url)[:500]
