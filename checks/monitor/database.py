@@ -3,7 +3,7 @@
     drift, migrations = check_database(database_url, source)      # source: SchemaSource or a path
     drift, migrations = check_database(url, "prisma/schema.prisma", "prisma/migrations")
 
-The same engine as `driftwatch check` (compile, inspect, diff; `migrations.history_summary`),
+The same engine as `driftwatch check` (compile, inspect, diff; `migrations.summarize`),
 turned into two `CheckResult`s for the poller. Its `detail` holds what `check --format json`
 holds (summary, findings) plus which commit's schema was compared (`schema_commit`) and, when
 it is not the deployed one, why (`fallback_reason`).
@@ -176,21 +176,20 @@ def _migrations(url: str, folder: Path | None, origin: dict[str, Any]) -> CheckR
 
     if folder is None:
         return result("unknown", "no migrations folder configured")
-    from ..migrations import history_summary
+    from ..migrations import summarize
 
     try:
-        summary = history_summary(url, folder)
-    except Exception as exc:  # noqa: BLE001 - history_summary only promises DriftwatchError
+        summary = summarize(url, folder)
+    except Exception as exc:  # noqa: BLE001 - summarize only promises DriftwatchError
         return result("error", _one_line(f"cannot read the migration history: {type(exc).__name__}: {exc}", url))
-    if "error" in summary:
-        return result("error", _one_line(f"cannot read the migration history: {summary['error']}"))
-    by_state = summary.get("by_state", {})
-    detail.update(managed=summary.get("managed"), up_to_date=summary.get("up_to_date"))
+    if summary.error is not None:
+        return result("error", _one_line(f"cannot read the migration history: {summary.error}"))
+    detail.update(managed=summary.managed, up_to_date=summary.up_to_date)
     for state in MIGRATION_STATES:
         if state != "applied":
-            detail[state] = list(by_state.get(state, []))
-    detail["applied_count"] = len(by_state.get("applied", []))
-    if not summary.get("managed"):
+            detail[state] = summary.names(state)
+    detail["applied_count"] = len(summary.names("applied"))
+    if not summary.managed:
         return result("warning", "the database has no _prisma_migrations table: Prisma Migrate never ran here "
                                  "(baseline it with driftwatch migrate resolve --applied)")
     if detail["failed"]:
