@@ -30,7 +30,7 @@ fix is never a second opinion on what Prisma wants. `plan_fixes`:
 `FixPlan.select` splits a plan into what runs and what is skipped; `transactions` groups
 what runs into transactions (``ALTER TYPE … ADD VALUE`` first, on its own, when later
 statements use the new value or the server is older than PostgreSQL 12 — see
-`checks.sqltext.needs_own_transaction`). Nothing here writes: `checks.commands.fix` runs
+`checks.sqltext.needs_own_transaction`). Nothing here writes: `checks.operations.fix` runs
 plans through `checks.guard`.
 """
 from __future__ import annotations
@@ -293,10 +293,29 @@ class LiveData:
 
 
 class _NoData:
-    """The probe used when there is no connection: nothing about the rows is known."""
+    """The probe used when there is no connection: nothing about the rows is known.
 
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
+    It spells out DataProbe's questions (rather than answering any attribute), so a
+    misspelled or new question fails loudly instead of reading as "unknown"."""
+
+    def row_count(self, schema: str, table: str) -> int | None:
+        return None
+
+    def null_count(self, schema: str, table: str, column: str) -> int | None:
+        return None
+
+    def non_null_count(self, schema: str, table: str, column: str) -> int | None:
+        return None
+
+    def duplicate_count(self, schema: str, table: str, columns: Sequence[str], where: str | None) -> int | None:
+        return None
+
+    def orphan_count(self, schema: str, table: str, fk: ForeignKey) -> int | None:
+        return None
+
+    def enum_value_count(self, schema: str, table: str, column: str, values: Sequence[str],
+                         array: bool) -> int | None:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -402,7 +421,7 @@ def plan_fixes(expected: Catalog, actual: Catalog, report: DriftReport, data: Da
     `data` answers questions about the live rows (see `LiveData`); without it, whatever
     depends on the rows is treated as destructive, with a reason saying it was not checked.
     """
-    probe: Any = data if data is not None else _NoData()
+    probe: DataProbe = data if data is not None else _NoData()
     rank = _declaration_rank(expected, actual)
     units: dict[str, int] = {}
     drafts: list[_Draft] = []

@@ -545,3 +545,14 @@ def test_fix_warns_when_a_pending_migration_would_collide_with_a_hand_fix(incide
     assert err.getvalue() == ""
     assert "20251012082000_add_avatar_projects" in out.getvalue().split("Fix plan")[0]
     assert "driftwatch migrate deploy" in out.getvalue()
+
+
+def test_without_live_rows_every_question_is_unknown_and_a_misspelled_one_fails():
+    from checks.fixplan import DataProbe, _NoData
+
+    probe = _NoData()
+    questions = [name for name in vars(DataProbe) if not name.startswith("_")]
+    assert questions and all(getattr(probe, name)(*[None] * (getattr(DataProbe, name).__code__.co_argcount - 1))
+                             is None for name in questions)
+    with pytest.raises(AttributeError):
+        probe.null_cuont("public", "t", "c")  # noqa: B018 - a typo must not read as "unknown"
