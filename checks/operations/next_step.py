@@ -214,9 +214,11 @@ def _pending(in_sync: bool | None, waiting: list[str], history: "MigrationSummar
         steps: tuple[Step, ...] = () if in_sync else _fix(schema)
         steps += tuple(_resolve(history, n, "applied", "then record it as applied" if not in_sync else
                                 "record it as applied (the database already has its changes)") for n in waiting)
-        return NextSteps("pending_collides", f"{len(waiting)} migration(s) not applied, but their objects are "
-                                             f"partly there already: finish the job with fix, then record them "
-                                             f"as applied.", steps, warning)
+        headline = (f"{len(waiting)} migration(s) not applied, but the database already has their changes: "
+                    f"record them as applied." if in_sync else
+                    f"{len(waiting)} migration(s) not applied, but their objects are partly there already: finish "
+                    f"the job with fix, then record them as applied.")
+        return NextSteps("pending_collides", headline, steps, warning)
     if in_sync:
         steps = tuple(_resolve(history, n, "applied", "record it as applied (the database already matches the schema)")
                       for n in waiting)
