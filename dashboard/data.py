@@ -35,7 +35,7 @@ from checks.report import in_order as _in_order
 if TYPE_CHECKING:
     from checks.demo import DemoEnvironment
     from checks.migrations import MigrationSummary
-    from checks.operations import NextSteps
+    from checks.operations import Caller, DeployOutcome, FixResult, NextSteps, ResolveOutcome, RunbookResult
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SCHEMA = "prisma/schema.prisma"
@@ -172,3 +172,75 @@ def rows(findings: list[Finding]) -> list[dict[str, str]]:
         }
         for f in findings
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Actions: the engine's operations (checks.operations), attributed to the signed-in user. Each
+# returns the operation's result value (errors included, never raised for expected failures)
+# and drops the target's cached check after anything that may have written, so the page
+# shows the database as it is now.
+
+
+def _caller(actor: str | None, environment: str | None) -> Caller:
+    from checks.operations import Caller
+
+    return Caller(actor=actor, environment=environment, history_url=setting("DRIFTWATCH_HISTORY_URL"))
+
+
+def plan_fix(t: Target) -> FixResult:
+    """The fix plan (read only, not audited): statements, safety, reasons."""
+    from checks.operations import plan_fix as plan
+
+    return plan(t.url, t.schema_path)
+
+
+def rehearse_fix(t: Target, *, actor: str | None, environment: str | None, allow_destructive: bool = False) -> FixResult:
+    from checks.operations import rehearse_fix as rehearse
+
+    return rehearse(t.url, t.schema_path, allow_destructive=allow_destructive, caller=_caller(actor, environment))
+
+
+def apply_fix(t: Target, *, actor: str | None, environment: str | None, allow_destructive: bool = False) -> FixResult:
+    from checks.operations import apply_fix as apply
+
+    try:
+        return apply(t.url, t.schema_path, allow_destructive=allow_destructive, caller=_caller(actor, environment))
+    finally:
+        forget(t)
+
+
+def run_runbook(t: Target, name: str, *, apply: bool, actor: str | None, environment: str | None) -> RunbookResult:
+    from checks.operations import run_runbook as run
+    from checks.runbooks import find_runbooks_dir, load_runbook
+
+    book = load_runbook(find_runbooks_dir(None, t.schema_path), name)
+    try:
+        return run(t.url, t.schema_path, book, apply=apply, caller=_caller(actor, environment))
+    finally:
+        if apply:
+            forget(t)
+
+
+def deploy(t: Target, *, actor: str | None, environment: str | None) -> DeployOutcome:
+    from checks.operations import deploy_migrations
+
+    folder = migrations_dir(t)
+    if folder is None:
+        raise UsageError(f"no migrations folder for {t.schema_shown}: set DRIFTWATCH_MIGRATIONS")
+    try:
+        return deploy_migrations(t.url, folder, schema=t.schema_path, caller=_caller(actor, environment))
+    finally:
+        forget(t)
+
+
+def resolve(t: Target, name: str, *, applied: bool, actor: str | None, environment: str | None) -> ResolveOutcome:
+    from checks.operations import resolve_migration
+
+    folder = migrations_dir(t)
+    if folder is None:
+        raise UsageError(f"no migrations folder for {t.schema_shown}: set DRIFTWATCH_MIGRATIONS")
+    try:
+        return resolve_migration(t.url, folder, name, applied=applied, schema=t.schema_path,
+                                 caller=_caller(actor, environment))
+    finally:
+        forget(t)

@@ -315,3 +315,17 @@ def test_check_json_keeps_the_migrations_object_as_it_was(incident_db):
     _, out, _ = call("check", "--database-url", incident_db, "--schema", str(SAMPLE_SCHEMA), "--format", "json")
     assert json.loads(out)["migrations"] == {"directory": DIR, "managed": True, "up_to_date": False,
                                             "by_state": {"applied": [INIT], "pending": [PROJECTS]}}
+
+
+def test_the_dashboard_acts_through_the_operations_as_the_signed_in_user(incident_db):
+    from dashboard import data
+
+    target = data.Target(incident_db, str(SAMPLE_SCHEMA))
+    before = data.check(target)
+    assert before.advice.state == "pending" and before.advice.first.action == "deploy"
+    done = data.deploy(target, actor="ana@example.com", environment="demo")
+    assert done.error is None and [a.name for a in done.result.applied] == [PROJECTS]
+    after = data.check(target)  # the cached check was dropped: the database is asked again
+    assert after.report.in_sync() and after.advice.state == "in_sync"
+    [row] = actions()
+    assert (row.kind, row.actor, row.environment, row.outcome) == ("deploy", "ana@example.com", "demo", "applied")
