@@ -17,6 +17,7 @@ Canonical forms, which both producers must follow exactly:
   default: they set ``Column.autoincrement`` instead. See `checks.defaults`.
 * Index columns carry their sort order only when it is DESC and their operator class
   only when it is not the type's default, because that is what Prisma can express.
+  INCLUDE columns are a separate tuple, in their order (`Index.include`).
 * Referential actions are the SQL words: ``CASCADE``, ``RESTRICT``, ``NO ACTION``,
   ``SET NULL``, ``SET DEFAULT``.
 
@@ -61,22 +62,29 @@ class PrimaryKey:
 
 @dataclass(frozen=True)
 class IndexColumn:
-    name: str
+    name: str  # a column name, or PostgreSQL's deparse of an expression (`lower(email)`)
     descending: bool = False
     opclass: str | None = None
+    expression: bool = False  # an expression, which no Prisma schema can declare
     ddl_sort: str | None = field(default=None, compare=False)  # "ASC"/"DESC" as written
     ddl_opclass: str | None = field(default=None, compare=False)  # as written, even if default
 
 
 @dataclass(frozen=True)
 class Index:
-    """A plain or unique index (Prisma creates uniques as unique indexes, not constraints)."""
+    """A plain or unique index (Prisma creates uniques as unique indexes, not constraints).
+
+    Compared: key columns (with sort order, operator class, expression or not), unique,
+    method, the partial-index condition and INCLUDE columns. Not compared: NULLS
+    FIRST/LAST, NULLS NOT DISTINCT, collations, storage parameters (`WITH (fillfactor…)`),
+    tablespaces, and whether the index is valid (a failed CREATE INDEX CONCURRENTLY)."""
 
     name: str
     columns: tuple[IndexColumn, ...]
     unique: bool = False
     method: str = "btree"
     where: str | None = None
+    include: tuple[str, ...] = ()  # INCLUDE (…) columns; a Prisma schema never declares any
     ddl_where: str | None = field(default=None, compare=False)  # Prisma's text when it differs
 
 

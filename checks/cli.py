@@ -17,7 +17,7 @@ from .errors import DriftwatchError, UsageError
 if TYPE_CHECKING:
     from .guard import Limits
     from .migrations import MigrationSummary
-    from .operations import Caller
+    from .operations import Caller, NextSteps
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
 DEFAULT_SCHEMA = os.path.join("prisma", "schema.prisma")
@@ -80,7 +80,7 @@ def caller_from(args: argparse.Namespace) -> "Caller":
 
 # Command groups that live in their own modules (checks/commands/<group>.py), each with
 # `register(subparsers)`; their handlers import the heavy modules lazily.
-_COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit", "config")
+_COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit", "config", "poll")
 
 
 def _command_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
@@ -139,12 +139,19 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         result = check_database(url, args.schema, cache=True)
         report = result.report
         history = _migration_history(url, args)
+        advice = None
+        if history is not None:
+            from .operations.next_step import next_steps
+
+            advice = next_steps(report, history, schema=args.schema)
         if args.format == "json":
             import json
 
             payload = report.to_json(args.strict)
             if history is not None:
                 payload["migrations"] = history.to_json()
+                if history.error is None:
+                    payload["migrations"]["next_steps"] = advice.texts()  # type: ignore[union-attr]
             out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         else:
             from .db import redact
@@ -154,7 +161,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(render_text(report, target=redact(url), strict=args.strict, colour=colour,
                                   show_fix=not args.no_fix))
             if history is not None:
-                out.write(_history_text(history, report, args.schema))
+                out.write(_history_text(history, advice))  # type: ignore[arg-type]
         return EXIT_OK if report.in_sync(args.strict) else EXIT_DRIFT
     finally:
         if gc_was_enabled:
@@ -170,9 +177,7 @@ def _migration_history(url: str, args: argparse.Namespace) -> "MigrationSummary 
     return summarize(url, folder) if folder is not None else None
 
 
-def _history_text(history: "MigrationSummary", report: object, schema: str) -> str:
-    from .operations.next_step import next_steps
-
+def _history_text(history: "MigrationSummary", advice: "NextSteps") -> str:
     if history.error is not None:
         return f"\nMigrations ({history.directory}): could not read the history: {history.error}\n"
     if not history.managed:
@@ -183,16 +188,11 @@ def _history_text(history: "MigrationSummary", report: object, schema: str) -> s
     else:
         lines = [f"\nMigrations ({history.directory}):"]
         lines += [f"  {problem}" for problem in history.problems]
-    advice = next_steps(report, history, schema=schema)  # type: ignore[arg-type]
-    if advice.state == "in_sync" or (history.up_to_date and advice.state == "drift"):
-        return "\n".join(lines) + "\n"
     if advice.warning:
         lines.append(f"  ! {advice.warning}")
-    for step in advice.steps:
-        lines.append(f"  → {step.say}" + (f": {step.command}" if step.command else ""))
+    lines += [f"  → {text}" for text in advice.texts()]
     if advice.state != "pending":  # there deploy is the answer; the dashboard shows the other way
-        for step in advice.alternative:
-            lines.append(f"    or {step.say}" + (f": {step.command}" if step.command else ""))
+        lines += [f"    or {step.text}" for step in advice.alternative]
     return "\n".join(lines) + "\n"
 
 

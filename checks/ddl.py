@@ -280,6 +280,73 @@ def alter_column_type(table: Table, column: Column) -> str:
     return _alter_column(table, column, f"SET DATA TYPE {column_type_sql(column)}")
 
 
+# Casts PostgreSQL applies by itself in ALTER COLUMN … TYPE (pg_cast contexts 'a' and 'i'
+# between built-in types, read from PostgreSQL 16). Any type also converts to a string type.
+_AUTOMATIC_CASTS = {
+    "bigint": {"double precision", "integer", "money", "numeric", "oid", "real", "smallint"},
+    "integer": {"bigint", "double precision", "money", "numeric", "oid", "real", "smallint"},
+    "smallint": {"bigint", "double precision", "integer", "numeric", "oid", "real"},
+    "numeric": {"bigint", "double precision", "integer", "money", "real", "smallint"},
+    "real": {"bigint", "double precision", "integer", "numeric", "smallint"},
+    "double precision": {"bigint", "integer", "numeric", "real", "smallint"},
+    "money": {"numeric"},
+    "oid": {"bigint", "integer"},
+    "bit": {"bit varying"},
+    "bit varying": {"bit"},
+    "date": {"timestamp with time zone", "timestamp without time zone"},
+    "timestamp without time zone": {"date", "time without time zone", "timestamp with time zone"},
+    "timestamp with time zone": {"date", "time with time zone", "time without time zone",
+                                 "timestamp without time zone"},
+    "time without time zone": {"interval", "time with time zone"},
+    "time with time zone": {"time without time zone"},
+    "interval": {"time without time zone"},
+    "json": {"jsonb"},
+    "jsonb": {"json"},
+    "inet": {"cidr"},
+    "cidr": {"inet"},
+}
+_STRING_TYPES = {"text", "character varying", "character", '"char"', "name"}
+_TYPMOD = re.compile(r"\(\d+(?:,\d+)?\)")
+
+
+def needs_using(old: str, new: str) -> bool:
+    """Whether ``SET DATA TYPE new`` on a column of canonical type ``old`` needs ``USING``:
+    PostgreSQL refuses the plain statement (42804) when no automatic cast exists."""
+    if old.endswith("[]") != new.endswith("[]"):
+        return True
+    a, b = (" ".join(_TYPMOD.sub("", t.removesuffix("[]")).split()) for t in (old, new))
+    return a != b and b not in _STRING_TYPES and b not in _AUTOMATIC_CASTS.get(a, ())
+
+
+def convert_column_type(table: Table, column: Column, live: Column) -> str:
+    """Change a column's type where PostgreSQL has no automatic cast: ``USING "col"::TYPE``
+    keeps every value that converts (a value that does not makes the statement fail, and the
+    fix plan then falls back to dropping and re-adding the column). The live default is
+    dropped first and the schema's set after, since PostgreSQL cannot convert it either.
+    Prisma's own drift script drops and re-adds the column instead, losing every value."""
+    target = column_type_sql(column)
+    parts = []
+    if live.default is not None or live.autoincrement:
+        parts.append(drop_default(table, column))
+    cast = quote_ident(column.name) + conversion_cast(column, live)
+    parts.append(_alter_column(table, column, f"SET DATA TYPE {target} USING {cast}"))
+    if column.default is not None or column.autoincrement:
+        parts.append(set_default(table, column))
+    return "\n".join(parts)
+
+
+def conversion_cast(column: Column, live: Column) -> str:
+    """What follows the column in the USING conversion: ``::BOOLEAN``; an enum's values go
+    through their text (``::text::"Role"``), since PostgreSQL has no cast between enums."""
+    via = ("::text[]" if live.type.endswith("[]") else "::text") if live.type.startswith('"') else ""
+    return f"{via}::{column_type_sql(column)}"
+
+
+def replace_column(table: Table, column: Column, live: Column) -> str:
+    """Prisma's way to change a type no value survives: drop the column, add it as the schema says."""
+    return drop_column(table, live) + "\n" + add_column(table, column)
+
+
 def set_not_null(table: Table, column: Column) -> str:
     return _alter_column(table, column, "SET NOT NULL")
 
@@ -355,6 +422,8 @@ def create_index(table: Table, index: Index) -> str:
     method = (index.method or "btree").lower()
     using = "" if method == "btree" else f" USING {method.upper()} "
     text = f"CREATE {unique}INDEX {quote_ident(index.name)} ON {_table(table)}{using}({cols})"
+    if index.include:
+        text += f" INCLUDE ({_columns(index.include)})"
     where = index.ddl_where or index.where
     if where:
         text += f" WHERE ({where})"

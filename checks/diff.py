@@ -8,6 +8,7 @@ same text `prisma migrate diff` would have produced.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Callable
 
 from . import ddl
@@ -129,6 +130,8 @@ def _describe_index(index: Index) -> str:
     ops = [f"{c.name}:{c.opclass}" for c in index.columns if c.opclass]
     if ops:
         text += " ops " + ", ".join(ops)
+    if index.include:
+        text += f" INCLUDE ({', '.join(index.include)})"
     if index.where:
         text += f" WHERE {index.where}"
     return text
@@ -160,10 +163,25 @@ def _diff_table(want: Table, have: Table, add: Callable[[Finding], None]) -> Non
             continue
         if live.type != col.type:
             severity = WARNING if _same_family(col.type, live.type) else CRITICAL
+            if ddl.needs_using(live.type, col.type):
+                fix = ddl.convert_column_type(want, col, live)
+                note = f" (PostgreSQL has no automatic cast between them: the fix converts each value)"
+            else:
+                fix, note = ddl.alter_column_type(want, col), ""
             add(_f("column_type", severity, schema, name, **where, expected=col.type, actual=live.type,
-                   message=f"column {name}.{col.name} is {live.type}, the schema expects {col.type}",
-                   fix=ddl.alter_column_type(want, col)))
-        if live.nullable != col.nullable:
+                   message=f"column {name}.{col.name} is {live.type}, the schema expects {col.type}{note}",
+                   fix=fix))
+        if live.nullable != col.nullable and col.type.endswith("[]") and col.nullable and live.default is not None:
+            # A scalar list: Prisma declares it nullable, never writes NULL to it (an omitted
+            # list is [] or the default) and ignores its nullability in its own drift check.
+            # With a default, NOT NULL cannot make a write fail: nothing to report.
+            pass
+        elif live.nullable != col.nullable and col.type.endswith("[]") and col.nullable:
+            add(_f("column_nullable", CRITICAL, schema, name, **where, expected="NULL", actual="NOT NULL",
+                   message=f"list column {name}.{col.name} is NOT NULL without a default: creating a {model} "
+                           f"without {col.model_field or col.name} fails (Prisma sends no value for an omitted "
+                           f"list); updates and reads work", fix=ddl.drop_not_null(want, col)))
+        elif live.nullable != col.nullable:
             if col.nullable:
                 add(_f("column_nullable", CRITICAL, schema, name, **where, expected="NULL", actual="NOT NULL",
                        message=f"column {name}.{col.name} is NOT NULL but optional in the schema: "
@@ -172,7 +190,9 @@ def _diff_table(want: Table, have: Table, add: Callable[[Finding], None]) -> Non
                 add(_f("column_nullable", WARNING, schema, name, **where, expected="NOT NULL", actual="NULL",
                        message=f"column {name}.{col.name} allows NULL but is required in the schema: "
                                f"a NULL row breaks reads", fix=ddl.set_not_null(want, col)))
-        if live.default != col.default or live.autoincrement != col.autoincrement:
+        if (live.default != col.default or live.autoincrement != col.autoincrement) and not (
+                live.type != col.type and ddl.needs_using(live.type, col.type)):
+            # (after a conversion the type change's own fix sets the schema's default)
             _diff_default(want, col, live, add)
     wanted = {c.name for c in want.columns}
     for live in have.columns:
@@ -231,13 +251,23 @@ def _diff_primary_key(want: Table, have: Table, add: Callable[[Finding], None]) 
 
 
 def _shape(index: Index) -> tuple[object, ...]:
-    return (index.columns, index.unique, index.method, index.where)
+    return (index.columns, index.unique, index.method, index.where, index.include)
+
+
+def expressible(index: Index) -> bool:
+    """Whether a Prisma schema can declare the index: no condition, no expression, no INCLUDE.
+
+    Teams write the others by hand in migrations (`CREATE UNIQUE INDEX … WHERE`,
+    `lower(email)`) to enforce rules Prisma cannot; Prisma's drift check ignores them,
+    and a fix plan keeps them unless the user names one (`fix --drop-index NAME`)."""
+    return index.where is None and not index.include and not any(c.expression for c in index.columns)
 
 
 def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> None:
     live = {i.name: i for i in have.indexes}
     wanted = {i.name for i in want.indexes}
     extras = [i for i in have.indexes if i.name not in wanted]
+    kept = dict(model=want.model)
     for index in want.indexes:
         got = live.get(index.name)
         if got is None:
@@ -250,6 +280,15 @@ def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> N
                        fix=ddl.rename_index(want, renamed.name, index.name)))
             else:
                 _missing_index(want, index, add)
+        elif got != index and not index.unique and index.where is None and got.where is not None \
+                and _shape(replace(got, where=None)) == _shape(index):
+            # The schema's @@index, made partial by hand: reads that used it still can, and a
+            # plain index rejects nothing, so no write fails. Prisma's drift ignores it too.
+            add(_f("index", INFO, want.schema, want.name, name=index.name, **kept,
+                   field=_fields(want, [c.name for c in index.columns]),
+                   expected=_describe_index(index), actual=_describe_index(got),
+                   message=f"index {index.name} on {want.name} is partial (WHERE {got.where}), which the Prisma "
+                           f"schema cannot express: kept", fix=None))
         elif got != index:
             add(_f("index", WARNING, want.schema, want.name, name=index.name, model=want.model,
                    field=_fields(want, [c.name for c in index.columns]),
@@ -258,11 +297,26 @@ def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> N
                            f"the schema expects {_describe_index(index)}",
                    fix=ddl.drop_index(want, got) + "\n\n" + ddl.create_index(want, index)))
     for extra in extras:
-        add(_f("extra_index", WARNING if extra.unique else INFO, want.schema, want.name, name=extra.name,
-               model=want.model, actual=_describe_index(extra),
-               message=(f"unique index {extra.name} on {want.name} is not in the schema: it can reject writes"
-                        if extra.unique else f"index {extra.name} on {want.name} is not in the Prisma schema"),
-               fix=ddl.drop_index(want, extra)))
+        twin = next((i for i in have.indexes if i.name in wanted and i is not extra and _shape(i) == _shape(extra)),
+                    None)
+        if twin is not None:
+            # Left over (after a table or index rename, say): the schema's own index already
+            # rejects or serves exactly what this one does. Dropping it changes nothing.
+            add(_f("extra_index", INFO, want.schema, want.name, name=extra.name, **kept, expected=twin.name,
+                   actual=_describe_index(extra),
+                   message=f"{'unique ' if extra.unique else ''}index {extra.name} on {want.name} duplicates "
+                           f"the schema's index {twin.name}", fix=ddl.drop_index(want, extra)))
+        elif not expressible(extra):
+            add(_f("extra_index", INFO, want.schema, want.name, name=extra.name, **kept,
+                   actual=_describe_index(extra),
+                   message=f"{'unique ' if extra.unique else ''}index {extra.name} on {want.name} is not "
+                           f"expressible in the Prisma schema: kept", fix=None))
+        else:
+            add(_f("extra_index", WARNING if extra.unique else INFO, want.schema, want.name, name=extra.name,
+                   model=want.model, actual=_describe_index(extra),
+                   message=(f"unique index {extra.name} on {want.name} is not in the schema: it can reject writes"
+                            if extra.unique else f"index {extra.name} on {want.name} is not in the Prisma schema"),
+                   fix=ddl.drop_index(want, extra)))
 
 
 def _diff_foreign_keys(want: Table, have: Table, add: Callable[[Finding], None]) -> None:

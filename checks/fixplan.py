@@ -215,6 +215,8 @@ class DataProbe(Protocol):
     def enum_value_count(self, schema: str, table: str, column: str, values: Sequence[str],
                          array: bool) -> int | None: ...
 
+    def converts(self, schema: str, table: str, column: str, cast: str) -> bool | None: ...
+
 
 class LiveData:
     """`DataProbe` on a psycopg connection: each question is one bounded, read-only count.
@@ -290,6 +292,30 @@ class LiveData:
         test = "{}::text[] && %s::text[]" if array else "{}::text = ANY(%s::text[])"
         return self._count(sql.SQL("SELECT 1 FROM {} WHERE " + test).format(
             sql.Identifier(schema, table), sql.Identifier(column)), (list(values),))
+
+
+    def converts(self, schema: str, table: str, column: str, cast: str) -> bool | None:
+        """Whether every value of the column converts with `cast` (`checks.ddl.conversion_cast`,
+        e.g. ``::BOOLEAN``): the cast runs on the rows, read-only and rolled back; False when
+        a value (or the type itself) refuses."""
+        import psycopg
+        from psycopg import sql
+
+        # count(v), not count(*): PostgreSQL would skip a cast whose result nobody reads
+        query = sql.SQL("SELECT count(v) FROM (SELECT {}{} AS v FROM {} WHERE {} IS NOT NULL LIMIT {}) AS probe").format(
+            sql.Identifier(column), sql.SQL(cast), sql.Identifier(schema, table), sql.Identifier(column),
+            sql.Literal(COUNT_CAP))
+        try:
+            with self.conn.transaction(force_rollback=True):
+                self.conn.execute("SET TRANSACTION READ ONLY")
+                self.conn.execute(sql.SQL("SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}").format(
+                    sql.Literal(max(1, int(self.timeout * 1000))), sql.Literal(max(1, int(self.lock_timeout * 1000)))))
+                self.conn.execute(query)
+        except (psycopg.DataError, psycopg.errors.CannotCoerce):
+            return False  # a value (class 22) or the type itself (42846) does not convert
+        except psycopg.Error:
+            return None
+        return True
 
 
 class _NoData:
@@ -390,6 +416,8 @@ _PHASE_OF_OP = {
 
 def phase_of(op: str, finding: Finding) -> str:
     """The phase a statement runs in: the one place that decides a plan's order (`PHASES`)."""
+    if finding.kind == "column_type":
+        return "column_changes"  # a drop-and-add replacement must drop before it adds
     if finding.kind == "extra_enum_value":
         return "enums"  # an enum recreation is one block: new type, move columns, swap, drop old
     if op == "drop_constraint":
@@ -415,11 +443,14 @@ class _Draft:
     reason: str | None = None
 
 
-def plan_fixes(expected: Catalog, actual: Catalog, report: DriftReport, data: DataProbe | None = None) -> FixPlan:
+def plan_fixes(expected: Catalog, actual: Catalog, report: DriftReport, data: DataProbe | None = None,
+               drop_indexes: Sequence[str] = ()) -> FixPlan:
     """The statements that remove `report`'s findings from the database, ordered and classified.
 
     `data` answers questions about the live rows (see `LiveData`); without it, whatever
     depends on the rows is treated as destructive, with a reason saying it was not checked.
+    An index the schema cannot express (partial, on an expression, with INCLUDE) is kept:
+    its finding has no fix, and it is dropped only when `drop_indexes` names it.
     """
     probe: DataProbe = data if data is not None else _NoData()
     rank = _declaration_rank(expected, actual)
@@ -427,11 +458,18 @@ def plan_fixes(expected: Catalog, actual: Catalog, report: DriftReport, data: Da
     drafts: list[_Draft] = []
     by_sql: dict[tuple[str, str], _Draft] = {}
     unfixable: list[Finding] = []
+    named = set(drop_indexes)
+    converts: dict[tuple[str, str | None, str | None], bool | None] = {}
     for finding in report.findings:
-        if not finding.fix or not finding.fix.strip():
+        fix = finding.fix
+        if finding.kind == "column_type" and fix:
+            fix = _conversion_or_replacement(expected, actual, finding, probe, converts) or fix
+        elif not fix and finding.kind in ("extra_index", "index") and finding.name in named:
+            fix = _named_drop(actual, finding)
+        if not fix or not fix.strip():
             unfixable.append(finding)
             continue
-        text = finding.fix.strip()
+        text = fix.strip()
         if text in units:  # the same fix for several findings (an enum recreation): run it once
             for d in drafts:
                 if d.unit == units[text] and finding not in d.findings:
@@ -450,13 +488,43 @@ def plan_fixes(expected: Catalog, actual: Catalog, report: DriftReport, data: Da
             drafts.append(d)
             by_sql[(phase, sql)] = d
     drafts.sort(key=lambda d: (PHASES.index(d.phase), d.order))
-    classifier = _Classifier(expected, actual, probe, drafts)
+    classifier = _Classifier(expected, actual, probe, drafts, converts)
     for d in drafts:
         d.safety, d.reason = classifier.classify(d)
     _keep_units_together(drafts)
     statements = tuple(PlannedStatement(d.sql, d.phase, d.safety, d.reason, tuple(d.findings), d.unit, d.op)
                        for d in drafts)
     return FixPlan(statements, tuple(unfixable), report)
+
+
+def _conversion_or_replacement(expected: Catalog, actual: Catalog, f: Finding, probe: Any,
+                               converts: dict[tuple[str, str | None, str | None], bool | None]) -> str | None:
+    """For a type PostgreSQL cannot convert by itself: the finding's own USING conversion when
+    every live value converts (or that cannot be told: the rehearsal will), else Prisma's
+    drop-and-add of the column. None: the finding's fix as it is. `converts` keeps the
+    answer for the classifier."""
+    from .ddl import conversion_cast, needs_using, replace_column
+
+    want, live = expected.table(f.schema, f.table or ""), actual.table(f.schema, f.table or "")
+    col = want.column(f.column) if want and f.column else None
+    have = live.column(f.column) if live and f.column else None
+    if want is None or col is None or have is None or not needs_using(have.type, col.type):
+        return None
+    n = probe.row_count(f.schema, f.table)
+    ok = True if n == 0 else probe.converts(f.schema, f.table, f.column, conversion_cast(col, have))
+    converts[(f.schema, f.table, f.column)] = ok
+    if ok is False:
+        return replace_column(want, col, have)
+    return None
+
+
+def _named_drop(actual: Catalog, f: Finding) -> str | None:
+    """`DROP INDEX` for a kept index the user named (`fix --drop-index NAME`)."""
+    from .ddl import drop_index
+
+    live = actual.table(f.schema, f.table or "")
+    index = next((i for i in live.indexes if i.name == f.name), None) if live else None
+    return drop_index(live, index) if live and index else None
 
 
 def _declaration_rank(expected: Catalog, actual: Catalog) -> Any:
@@ -521,7 +589,9 @@ def _verb(n: int, one: str, many: str) -> str:
 class _Classifier:
     """Safe or destructive, and why, for each statement of a plan."""
 
-    def __init__(self, expected: Catalog, actual: Catalog, probe: Any, drafts: list[_Draft]) -> None:
+    def __init__(self, expected: Catalog, actual: Catalog, probe: Any, drafts: list[_Draft],
+                 converts: dict[tuple[str, str | None, str | None], bool | None] | None = None) -> None:
+        self.converts = converts or {}
         self.expected = expected
         self.actual = actual
         self.probe = probe
@@ -563,6 +633,12 @@ class _Classifier:
 
     def _drop_column(self, d: _Draft, f: Finding) -> tuple[str, str | None]:
         n = self.probe.non_null_count(f.schema, f.table, f.column)
+        if f.kind == "column_type":  # the drop-and-add of a type no value survives
+            lost = ("every row holding a value loses it" if n is None else
+                    "no row holds a value" if n == 0 else
+                    f"{_count_text(n, 'row')} {_verb(n, 'loses its', 'lose their')} value")
+            return DESTRUCTIVE, (f"drops and re-adds {f.table}.{f.column} as {f.expected}: not every value converts "
+                                 f"from {f.actual}, so {lost}")
         data = ("the values it holds" if n is None else
                 "no values (all NULL)" if n == 0 else _count_text(n, "non-NULL value"))
         return DESTRUCTIVE, f"drops column {f.table}.{f.column} with {data}"
@@ -572,6 +648,8 @@ class _Classifier:
         if create is not None:
             return DESTRUCTIVE, (f"drops index {f.name} to re-create it as the schema expects "
                                  f"(statement {self.number[id(create)]})")
+        if f.kind == "extra_index" and f.expected:  # a duplicate of the schema's own index
+            return SAFE, f"drops index {f.name} on {f.table}, a duplicate of {f.expected}, which stays"
         unique = f.actual is not None and f.actual.startswith("UNIQUE")
         what = "it stops rejecting duplicates" if unique else "queries that used it may get slower"
         return DESTRUCTIVE, f"drops {'unique ' if unique else ''}index {f.name} on {f.table}: {what}"
@@ -644,12 +722,21 @@ class _Classifier:
         return SAFE, None
 
     def _alter_type(self, d: _Draft, f: Finding) -> tuple[str, str | None]:
+        from .ddl import needs_using
+
         old, new = f.actual or "", f.expected or ""
         if _widens(old, new):
             return SAFE, f"widens {f.table}.{f.column} from {old} to {new}"
         n = self._rows(f)
         if n == 0:
             return SAFE, f"changes {f.table}.{f.column} from {old} to {new}; the table is empty"
+        if f.kind == "column_type" and needs_using(old, new):
+            what = f"converts {f.table}.{f.column} from {old} to {new} with USING"
+            if self.converts.get((f.schema, f.table, f.column)) is None:
+                return DESTRUCTIVE, f"may fail: {what}, and whether every value converts could not be checked"
+            if old.split("(")[0] in ("text", "character varying", "character") or old.startswith('"'):
+                return SAFE, f"{what}: every value converts (checked); only its spelling is not kept"
+            return DESTRUCTIVE, f"{what}: every value converts (checked), but values may change (e.g. 2 → true)"
         return DESTRUCTIVE, (f"changes {f.table}.{f.column} from {old} to {new}: values may be rounded, truncated "
                              f"or fail to convert")
 

@@ -749,7 +749,9 @@ class MigrationSummary:
     `by_state` holds the non-empty states, in SUMMARY_STATES order. `existing` maps each
     pending (or rolled-back) migration to the objects its script creates that the database
     already has: a deploy would fail on them (P3018). `empty` says whether the schema has
-    no tables (so an unmanaged database can simply be deployed, no P3005). `error` is set,
+    no tables (so an unmanaged database can simply be deployed, no P3005). `created_tables`
+    says which tables the folder's scripts create at all: a missing table none creates is a
+    schema change without a migration, which no deploy fixes. `error` is set,
     and the rest left empty, when the history could not be read.
     """
 
@@ -760,6 +762,7 @@ class MigrationSummary:
     local: tuple[str, ...] = ()  # the folder's migrations, in the order deploy applies them
     existing: dict[str, tuple[str, ...]] = field(default_factory=dict)
     empty: bool | None = None
+    created_tables: frozenset[str] | None = None  # every table some migration.sql creates (or renames into)
     error: str | None = None
 
     def names(self, *states: str) -> list[str]:
@@ -790,18 +793,22 @@ def summarize(url: str, migrations_dir: str | os.PathLike[str], st: MigrationSta
     migration its cause. Never raises for a DriftwatchError (a check must not fail because
     the history cannot be read): the summary carries the error instead. `st`: a status
     already read for the same database and folder."""
+    from .sqltext import created_objects
+
     try:
         st = st if st is not None else status(url, migrations_dir)
         folder = read_migrations_dir(migrations_dir)
         waiting = [m for m in folder.migrations if (s := st.get(m.name)) is not None
                    and s.state in ("pending", "rolled_back")]
         existing, empty = _already_there(url, waiting)
+        created = frozenset(name for m in folder.migrations
+                            for kind, name in created_objects(m.script, if_not_exists=True) if kind == "table")
     except DriftwatchError as exc:
         return MigrationSummary(str(migrations_dir), error=str(exc))
     return MigrationSummary(
         directory=str(migrations_dir), managed=st.managed, up_to_date=st.up_to_date,
         by_state={state: tuple(st.names(state)) for state in SUMMARY_STATES if st.names(state)},
-        local=tuple(folder.names), existing=existing, empty=empty,
+        local=tuple(folder.names), existing=existing, empty=empty, created_tables=created,
     )
 
 

@@ -295,7 +295,8 @@ def _name(sql: str, kind: str, s: int, e: int) -> str:
 def created_objects(sql: str, *, if_not_exists: bool = False) -> list[tuple[str, str]]:
     """What a script creates that a second run would trip on, as (kind, name) pairs.
 
-    kind is "table", "index", "type" or "column" (name "table.column"); names are
+    kind is "table" (created, or renamed into), "index", "type" or "column" (name
+    "table.column"); names are
     unqualified, as PostgreSQL folds them. ``IF NOT EXISTS`` statements are left out (they
     do not fail when the object exists) unless `if_not_exists` (what a script may create). Used to say, before anyone runs `migrate deploy`,
     that a pending migration would fail on objects a hand fix or runbook already made.
@@ -347,6 +348,11 @@ def created_objects(sql: str, *, if_not_exists: bool = False) -> list[tuple[str,
         if words[i:i + 2] == ["IF", "EXISTS"]:
             i = skip(i + 2, "ONLY")
         table, i = ident_after(i)
+        if table and words[i:i + 2] == ["RENAME", "TO"]:
+            renamed, _ = ident_after(i + 2)
+            if renamed:
+                found.append(("table", renamed))
+            continue
         depth = 0
         while table and i < len(toks):
             kind = toks[i][0]

@@ -68,6 +68,7 @@ def test_a_finished_deployment_is_ok_with_its_commit_and_times(server):
     assert d["post_deployment_command"] is None and d["migrates_on_deploy"] is False
     assert d["deployment_url"].startswith(server.url + "/project/") and d["deployment_url"].endswith("sos80kw4koscosckww0wc4co")
     assert d["in_progress"] is None and d["commit_message"] == "feat: avatar projects"
+    assert d["deployment_commit"] == SHA2 and d["deployed_at"] == d["finished_at"]
     json.dumps(r.to_json())
     assert_no_token(r)
     assert validate_all(server) == 2
@@ -118,6 +119,7 @@ def test_a_deployment_moves_from_in_progress_to_finished_and_to_failed(server):
     assert r.state == "failing" and r.detail["status"] == "failed" and r.detail["deployment_uuid"] == dep3
     assert "failed" in r.reason and dep3 in r.reason and "ccccccc" in r.reason
     assert r.detail["commit"] == new_sha  # still what runs
+    assert r.detail["deployment_commit"] == "c" * 40 and r.detail["deployed_at"]
     validate_all(server)
 
 

@@ -468,6 +468,15 @@ def test_due_checks_are_leased_once_per_interval(store):
     assert store.claim_due("x", now=T0 + timedelta(hours=1), environments=["staging"]) == []
 
 
+def test_a_check_removed_from_the_config_is_unscheduled_but_keeps_its_history(store):
+    ids = register(store, "production", ("health", "api", 30), ("health", "old", 30))
+    store.record_result(ids[("health", "old")], result(name="old"))
+    register(store, "production", ("health", "api", 30), now=T0 + timedelta(seconds=1))
+    store.register_checks("production", [CheckSpec("health", "api", 30)], now=T0, retire_others=True)
+    assert [c.name for c in store.claim_due("a", now=T0 + timedelta(hours=1))] == ["api"]
+    assert [o.state for o in store.observations(ids[("health", "old")])] == ["ok"]
+
+
 def test_a_shorter_interval_brings_the_next_run_closer(store):
     register(store, "production", ("health", "api", 300))
     store.claim_due("a", now=T0)

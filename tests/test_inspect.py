@@ -345,15 +345,25 @@ def test_partial_expression_opclass_and_method_indexes(make_db):
         CREATE INDEX p_nulls ON p (a NULLS FIRST, b DESC NULLS LAST);""")
     indexes = {i.name: i for i in inspect_database(url, ["public"]).table("public", "p").indexes}
     assert indexes["p_email_live"] == Index("p_email_live", cols("email"), unique=True, where='"deletedAt" IS NULL')
-    assert indexes["p_lower_email"].columns == (IndexColumn("lower(email)"),)
-    assert indexes["p_sum"].columns == (IndexColumn("(a + b)", descending=True),
+    assert indexes["p_lower_email"].columns == (IndexColumn("lower(email)", expression=True),)
+    assert indexes["p_sum"].columns == (IndexColumn("(a + b)", descending=True, expression=True),
                                         IndexColumn("code", opclass="varchar_pattern_ops"))
     assert indexes["p_doc"] == Index("p_doc", (IndexColumn("doc", opclass="jsonb_path_ops"),), method="gin")
     assert indexes["p_doc_default"] == Index("p_doc_default", cols("doc"), method="gin")
     assert indexes["p_tags"] == Index("p_tags", cols("tags"), method="gin")
     assert indexes["p_hash"].method == "hash"
-    assert indexes["p_covering"].columns == cols("a")
+    assert indexes["p_covering"] == Index("p_covering", cols("a"), include=("b",))
     assert indexes["p_nulls"].columns == cols("a", "b DESC")
+
+
+def test_include_columns_are_read_in_their_order_apart_from_the_key(make_db):
+    url = make_db("""
+        CREATE TABLE q (id int PRIMARY KEY, a int, "B" text, c int);
+        CREATE UNIQUE INDEX q_a_key ON q (a) INCLUDE (c, "B", id);
+        CREATE INDEX q_live ON q (a DESC) INCLUDE ("B") WHERE c > 0;""")
+    indexes = {i.name: i for i in inspect_database(url, ["public"]).table("public", "q").indexes}
+    assert indexes["q_a_key"] == Index("q_a_key", cols("a"), unique=True, include=("c", "B", "id"))
+    assert indexes["q_live"] == Index("q_live", cols("a DESC"), include=("B",), where="c > 0")
 
 
 def test_foreign_key_columns_keep_constraint_order_and_every_action_is_spelled_out(make_db):

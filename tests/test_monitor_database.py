@@ -15,7 +15,7 @@ import pytest
 from checks.errors import UsageError
 from checks.monitor import coolify
 from checks.monitor.coolify import check_deployment
-from checks.monitor.database import Expectations, check_database
+from checks.monitor.database import Expectations, check_database, check_database_at_commit
 from checks.monitor.gitsource import source_at_commit
 from examples.services.avatar_backend import AvatarBackend
 from examples.services.coolify import CoolifyServer
@@ -185,6 +185,22 @@ def test_old_copies_are_pruned(sample_repo, tmp_path, monkeypatch):
     b = at(repo, second, tmp_path)
     assert b.schema.is_file() and not a.schema.exists()
     assert at(repo, first, tmp_path).schema.is_file()
+
+
+def test_the_poller_entry_point_turns_git_problems_into_errors(sample_repo, incident_db, tmp_path, monkeypatch):
+    repo, first, second = sample_repo
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    drift, migrations = check_database_at_commit(incident_db, repo=repo, commit=second, ref="main", schema=SCHEMA,
+                                                 migrations=MIGRATIONS)
+    assert drift.state == "failing" and drift.detail["schema_commit"] == second
+    assert str(tmp_path / "xdg") in str(next((tmp_path / "xdg").rglob("schema.prisma")))
+    drift, migrations = check_database_at_commit(incident_db, repo=repo, commit=None, ref="main", schema=SCHEMA,
+                                                 migrations=MIGRATIONS,
+                                                 no_commit_reason="the deployment check failed: 401")
+    assert drift.detail["fallback_reason"].startswith("the deployment check failed: 401; compared with main")
+    drift, migrations = check_database_at_commit(incident_db, repo=tmp_path, commit=second, ref="main",
+                                                 schema=SCHEMA, migrations=MIGRATIONS)
+    assert drift.state == migrations.state == "error" and "is not a git repository" in drift.reason
 
 
 def test_a_plain_schema_path_works_too(incident_db):

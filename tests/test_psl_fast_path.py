@@ -115,6 +115,10 @@ def _generated_schema(rng: random.Random) -> str:
                     rng.choice(ws) + attr("@") for _ in range(rng.randrange(3)))
             if rng.random() < 0.2:
                 line += " /// trailing doc"
+            elif rng.random() < 0.15:
+                line += rng.choice([" /* trailing */", " /** a\n  b */", "/**/"])
+            if rng.random() < 0.1:
+                line = rng.choice(["  /* before */", "  /*\n */\n"]) + line
             out.append(line + rng.choice(nl))
         out.append("}" + rng.choice(nl + [""]) + rng.choice(["", "\n"]))
     return "".join(out)
@@ -127,7 +131,7 @@ def test_generated_schemas_parse_to_the_reference_ast_or_are_refused_by_both():
         text = _generated_schema(rng)
         if rng.random() < 0.3:  # damage some
             i = rng.randrange(len(text) + 1)
-            text = text[:i] + rng.choice(["{", "}", "(", ")", "[", "]", "@", '"', ",", "\n", ""]) + text[i:]
+            text = text[:i] + rng.choice(["{", "}", "(", ")", "[", "]", "@", '"', ",", "\n", "", "/*", "*/"]) + text[i:]
         assert_same(text)
         accepted += reference(text, "s.prisma")[1] is None
     assert accepted > 100  # most are valid, so the comparison is not vacuous

@@ -297,6 +297,63 @@ def test_it_accepts_comments_anywhere():
     assert m.attributes[0].name == "map"
 
 
+def test_it_accepts_block_comments_where_prisma_does():
+    # Each place checked with Prisma's own engine (tests/fixtures/schemas/42_block_comments).
+    schema = parse(
+        """
+        /* header
+           over two lines */
+        datasource db {
+          provider = "postgresql" /* after a property */
+        }
+        /**
+         * doc-style, above a model
+         */
+        model M { /* after the brace */
+          id Int @id /* after a field */
+          /* own line */
+          /* before */ /* twice */ name String /** doc-style, trailing */
+          /*
+             several lines
+          */
+          tags String[] /* trailing,
+                           over two lines */
+          @@map("m") /* after a block attribute */
+        } /* after the closing brace */
+        /* at the end, without a newline */"""
+    )
+    m = schema.models[0]
+    assert [(f.name, f.pos.line) for f in m.fields] == [("id", 11), ("name", 13), ("tags", 17)]
+    assert [f.doc for f in m.fields] == [None, None, None]  # only /// documents
+    assert m.attributes[0].name == "map" and m.attributes[0].pos.line == 19
+
+
+@pytest.mark.parametrize("line, column", [
+    ("id Int @id /* a */ /* b */", 14),  # two trailing comments
+    ("id /* x */ Int @id", 6),  # between name and type
+    ("id Int @id /* x */ @default(1)", 14),  # between attributes
+    ("id Int @id @default(/* x */ 1)", 23),  # inside brackets
+    ("id Int @id /* x */ // y", 14),  # a line comment after it
+    ("id Int @id /* a /* nested */ b */", 14),  # block comments do not nest
+])
+def test_it_refuses_a_block_comment_where_prisma_does(line, column):
+    err = error_of(DATASOURCE + f"model A {{\n  {line}\n}}\n")
+    assert (err.line, err.column) == (5, column)
+    assert err.message.startswith("a block comment cannot stand here")
+    assert_readable(err)
+
+
+def test_it_reports_an_unterminated_block_comment_at_its_start():
+    err = error_of(DATASOURCE + "model A {\n  id Int @id\n  /* never closed\n}\n")
+    assert (err.line, err.column) == (6, 3)
+    assert err.message == 'unterminated block comment — expected "*/" to close this "/*"'
+
+
+def test_a_block_comment_spanning_lines_keeps_later_positions_right():
+    err = error_of(DATASOURCE + "/* one\ntwo\nthree */ model A {\n  id Int @id\n  x Strin g\n}\n")
+    assert (err.line, err.column) == (8, 11)
+
+
 # ----------------------------------------------------------------- field types
 
 

@@ -44,6 +44,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="also run destructive statements (drops, narrowing type changes, enum value removal, "
                         "statements the data would make fail)")
     p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--drop-index", action="append", default=[], metavar="NAME",
+                   help="also drop this index the schema cannot express (partial, on an expression, with INCLUDE), "
+                        "which a plan otherwise keeps; repeatable; a drop still needs --allow-destructive to run")
     add_guard_options(p)
     p.add_argument("--record-migration", metavar="DIR",
                    help="with --apply: write what was applied as DIR/<timestamp>_driftwatch_fix/migration.sql and "
@@ -60,12 +63,13 @@ def cmd_fix(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     limits = limits_from(args)
     if args.record_migration and not args.apply:
         raise UsageError("--record-migration goes with --apply")
+    drop = tuple(args.drop_index or ())
     if args.apply:
-        result = apply_fix(url, args.schema, allow_destructive=args.allow_destructive, limits=limits,
-                           record_migration=args.record_migration, caller=caller_from(args))
+        result = apply_fix(url, args.schema, allow_destructive=args.allow_destructive, drop_indexes=drop,
+                           limits=limits, record_migration=args.record_migration, caller=caller_from(args))
     else:
-        result = rehearse_fix(url, args.schema, allow_destructive=args.allow_destructive, limits=limits,
-                              caller=caller_from(args))
+        result = rehearse_fix(url, args.schema, allow_destructive=args.allow_destructive, drop_indexes=drop,
+                              limits=limits, caller=caller_from(args))
     return render(result, args, out, err)
 
 

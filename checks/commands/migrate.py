@@ -4,12 +4,14 @@
     driftwatch migrate deploy  --database-url URL [--migrations DIR] [--lock-timeout S] [--statement-timeout S]
     driftwatch migrate deploy  --database-url URL [--migrations DIR] --command "bunx prisma migrate deploy" [--timeout S]
     driftwatch migrate resolve --applied NAME | --rolled-back NAME  --database-url URL [--migrations DIR]
+    driftwatch migrate diff    [--migrations DIR] [--schema PATH] [--shadow-database-url URL] [--format text|json]
 
 Exit codes: `status` 0 when every migration is applied, 2 otherwise (pending, failed, rolled
 back, edited, missing locally, or no `_prisma_migrations` table), 1 on error. `deploy` 0 when
 nothing is left pending or failed afterwards, 2 when something still is (possible with
 --command: Prisma reported success on another database), 1 on error (P3005, P3009, P3018,
-lock busy, timeout…). `resolve` 0 or 1.
+lock busy, timeout…). `resolve` 0 or 1. `diff` (checks.replay) 0 when the migrations build the
+schema, 2 when they do not, 1 when a migration fails on an empty database or on error.
 
 `deploy --command` runs Prisma's own deploy (any shell command) with DATABASE_URL set to the
 given URL, streams its output, kills its process group after --timeout, and checks the
@@ -33,7 +35,7 @@ DEFAULT_COMMAND_TIMEOUT = 600.0
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from checks.cli import add_database_option
+    from checks.cli import add_database_option, add_schema_option
 
     p = subparsers.add_parser("migrate", help="Prisma-compatible migrate status, deploy and resolve (no Node needed)")
     p.set_defaults(func=_help(p))
@@ -64,6 +66,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help=f"with --command: kill it after S seconds (default: {DEFAULT_COMMAND_TIMEOUT:g})")
     _add_history_option(d)
     d.set_defaults(func=cmd_deploy)
+
+    f = sub.add_parser("diff", help="does the migrations folder build the schema? replay it into a scratch database "
+                                    "and compare like `check` (exit 0 yes, 2 no, 1 a migration fails or error)")
+    add_schema_option(f)
+    _add_migrations_option(f)
+    f.add_argument("--shadow-database-url", metavar="URL",
+                   help="replay into this empty database (cleaned afterwards) instead of the embedded PostgreSQL")
+    f.add_argument("--format", choices=("text", "json"), default="text")
+    f.add_argument("--strict", action="store_true", help="also fail (exit 2) on info findings")
+    f.add_argument("--no-fix", action="store_true", help="text format: do not print the fix SQL under findings")
+    f.set_defaults(func=cmd_diff)
 
     r = sub.add_parser("resolve", help="mark a failed migration as rolled back, or a migration as applied "
                                        "(Prisma's rules: P3008, P3011, P3012, P3017)")
@@ -349,3 +362,35 @@ def _print_details(exc: BaseException, out: TextIO) -> None:
 def _warn(warnings: list[str], err: TextIO) -> None:
     for w in warnings:
         err.write(f"driftwatch: warning: {w}\n")
+
+
+# ---------------------------------------------------------------------------------------------
+# diff
+
+
+def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import json
+
+    from checks.replay import advice, migrate_diff
+
+    result = migrate_diff(args.migrations, args.schema, shadow_url=args.shadow_database_url)
+    if args.format == "json":
+        json.dump(result.to_json(args.strict), out, indent=2, ensure_ascii=False)
+        out.write("\n")
+    else:
+        from checks.report import render_text
+
+        out.write(f"Replayed {result.replayed} of {result.total} migration(s) from {result.directory} into "
+                  f"{result.database} in {result.replay_seconds:.2f} s\n")
+        if result.failed is not None:
+            out.write(f"FAILED  {result.failed.name}: {result.failed.error}\n"
+                      f"The comparison below is of the {result.replayed} migration(s) before it.\n")
+        out.write("\n" + render_text(result.report, target=f"migrations {result.directory} vs {args.schema}",
+                                     strict=args.strict, show_fix=not args.no_fix))
+        steps = advice(result)
+        if steps:
+            out.write("\nNext steps:\n" + "".join(f"  - {s}\n" for s in steps))
+    if result.failed is not None:
+        err.write(f"driftwatch: error: migration {result.failed.name} failed on an empty database: "
+                  f"{result.failed.error}\n")
+    return result.exit_code(args.strict)

@@ -38,7 +38,6 @@ from sqlalchemy import (
     or_,
     select,
     text,
-    true,
     update,
 )
 from sqlalchemy.engine import make_url
@@ -382,12 +381,13 @@ class HistoryStore:
     # -- monitoring: checks and their current state ------------------------------------------
 
     def register_checks(self, environment: str, specs: Iterable[CheckSpec],
-                        *, now: datetime | None = None) -> dict[tuple[str, str], int]:
+                        *, now: datetime | None = None, retire_others: bool = False) -> dict[tuple[str, str], int]:
         """Create (or update) the targets of one environment's checks and their schedule;
         return their ids by (kind, name). Safe to call from several pollers at once.
 
         A new check is due at once; a check whose interval shrank is due no later than one new
-        interval from now. Config is scrubbed of secrets.
+        interval from now. Config is scrubbed of secrets. `retire_others`: the environment's
+        other checks (removed from the config) are unscheduled, their history kept.
         """
         at = as_utc(now) if now is not None else utcnow()
         specs = list(specs)
@@ -428,6 +428,12 @@ class HistoryStore:
                 if row.interval_s != spec.interval_s or row.due_at != new_due:
                     conn.execute(update(target_state).where(target_state.c.target_id == row.id)
                                  .values(interval_s=spec.interval_s, due_at=new_due))
+            if retire_others:
+                # Checks gone from the config keep their history but are no longer scheduled.
+                gone = [r.id for key, r in by_key.items() if key not in ids and r.has_state is not None]
+                if gone:
+                    conn.execute(update(target_state).where(target_state.c.target_id.in_(gone))
+                                 .values(due_at=None))
         return ids
 
     def targets(self, environment: str | None = None) -> list[Target]:
@@ -755,17 +761,23 @@ class HistoryStore:
                 for tid, n, ok, failing in conn.execute(q):
                     total[tid] = [int(n or 0), int(ok or 0), int(failing or 0)]
             o = observations
-            in_raw = or_(o.c.observed_at < min(first_hour, hi), o.c.observed_at >= rolled_to) \
-                if rolled_to > first_hour else true()
-            q = scoped(select(o.c.target_id, func.count(), func.sum(case((o.c.state == "ok", 1), else_=0)),
-                              func.sum(case((o.c.state == "failing", 1), else_=0)))
-                       .where(o.c.observed_at >= lo, o.c.observed_at < hi, in_raw)
-                       .group_by(o.c.target_id), o.c.target_id)
-            for tid, n, ok, failing in conn.execute(q):
-                got = total.setdefault(tid, [0, 0, 0])
-                got[0] += int(n or 0)
-                got[1] += int(ok or 0)
-                got[2] += int(failing or 0)
+            # Raw results outside the rolled-up hours: two tight ranges, each one index range scan.
+            if rolled_to > first_hour:
+                ranges = [(lo, min(first_hour, hi)), (max(rolled_to, lo), hi)]
+            else:
+                ranges = [(lo, hi)]
+            for start, end in ranges:
+                if start >= end:
+                    continue
+                q = scoped(select(o.c.target_id, func.count(), func.sum(case((o.c.state == "ok", 1), else_=0)),
+                                  func.sum(case((o.c.state == "failing", 1), else_=0)))
+                           .where(o.c.observed_at >= start, o.c.observed_at < end)
+                           .group_by(o.c.target_id), o.c.target_id)
+                for tid, n, ok, failing in conn.execute(q):
+                    got = total.setdefault(tid, [0, 0, 0])
+                    got[0] += int(n or 0)
+                    got[1] += int(ok or 0)
+                    got[2] += int(failing or 0)
         return {tid: (v[0], v[1], v[2]) for tid, v in total.items()}
 
     # -- retention -------------------------------------------------------------------------

@@ -6,7 +6,8 @@
 --   reported here as a unique index (Prisma creates its uniques as indexes).
 -- * The index of an exclusion constraint is not reported: it is a constraint Prisma
 --   cannot declare, not an index.
--- * INCLUDE columns (past indnkeyatts) are not key columns and are not reported.
+-- * INCLUDE columns (past indnkeyatts) are not key columns: they come as a separate
+--   array on every row of the index, in their order.
 -- * An expression column comes as PostgreSQL's deparse of the expression
 --   (pg_get_indexdef(index, n, true), e.g. lower(email) or (a + b)).
 -- * descending: indoption bit 0; NULLS FIRST/LAST (bit 1) is not represented.
@@ -24,7 +25,13 @@ SELECT
          ELSE a.attname::text END      AS column_name,
     i.indkey[k.ord - 1] = 0            AS is_expression,
     (i.indoption[k.ord - 1] & 1) = 1   AS descending,
-    CASE WHEN opc.opcdefault THEN NULL ELSE opc.opcname::text END AS opclass
+    CASE WHEN opc.opcdefault THEN NULL ELSE opc.opcname::text END AS opclass,
+    CASE WHEN i.indnatts > i.indnkeyatts THEN ARRAY(
+        SELECT ia.attname::text
+        FROM generate_series(i.indnkeyatts::int + 1, i.indnatts::int) AS inc(ord)
+        JOIN pg_catalog.pg_attribute AS ia
+          ON ia.attrelid = i.indrelid AND ia.attnum = i.indkey[inc.ord - 1]
+        ORDER BY inc.ord) END          AS include_columns
 FROM pg_catalog.pg_index AS i
 JOIN pg_catalog.pg_class AS ic ON ic.oid = i.indexrelid
 JOIN pg_catalog.pg_am AS am ON am.oid = ic.relam

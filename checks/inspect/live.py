@@ -28,8 +28,8 @@ Representation choices beyond the catalog docstring:
 * An expression index column is named by PostgreSQL's deparse of the expression
   (``lower(email)``, ``(a + b)``); an index predicate is ``pg_get_expr`` of it without
   the outer parentheses PostgreSQL adds (``"deletedAt" IS NULL``).
-* Indexes backing exclusion constraints and INCLUDE columns are not reported;
-  NULLS FIRST/LAST is not represented.
+* Indexes backing exclusion constraints are not reported; INCLUDE columns are
+  `Index.include`; NULLS FIRST/LAST is not represented (see `checks.catalog.Index`).
 """
 from __future__ import annotations
 
@@ -301,22 +301,23 @@ def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
             else:
                 found.append(fk)
 
-    index_parts: dict[tuple[str, str], dict[str, tuple[bool, str, str | None, list[IndexColumn]]]] = {}
-    for (t_schema, t_name, name, unique, method, predicate, _pos, col, _is_expr, descending,
-         opclass) in rows["indexes.sql"]:
+    index_parts: dict[tuple[str, str], dict[str, tuple[bool, str, str | None, list[IndexColumn], tuple]]] = {}
+    for (t_schema, t_name, name, unique, method, predicate, _pos, col, is_expr, descending,
+         opclass, include) in rows["indexes.sql"]:
         per_table = index_parts.get((t_schema, t_name))
         if per_table is None:
             per_table = index_parts[(t_schema, t_name)] = {}
         parts = per_table.get(name)
         if parts is None:
-            parts = per_table[name] = (unique, method, normalize_predicate(predicate), [])
-        parts[3].append(IndexColumn(col, descending, opclass))
+            parts = per_table[name] = (unique, method, normalize_predicate(predicate), [],
+                                       tuple(include) if include else ())
+        parts[3].append(IndexColumn(col, descending, opclass, is_expr))
 
     tables = []
     no_indexes: dict = {}
     for key in sorted(columns):
         indexes = tuple(
-            Index(name, tuple(parts[3]), parts[0], parts[1], parts[2])
+            Index(name, tuple(parts[3]), parts[0], parts[1], parts[2], parts[4])
             for name, parts in sorted(index_parts.get(key, no_indexes).items())
         )
         fks = foreign.get(key)

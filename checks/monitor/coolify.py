@@ -2,6 +2,14 @@
 
     await check_deployment(client, url=…, token=…, application=UUID) -> CheckResult
 
+Detail keys (`DETAIL_KEYS`): `status`, `deployment_uuid`, `started_at`, `finished_at`,
+`deployment_url` (absolute) and `deployment_commit` describe the newest deployment that is not
+queued or running (the latest outcome); `commit`, `commit_message` and `deployed_at` the
+deployment whose code runs (newest finished, non-preview, real SHA); `in_progress` the queued or
+running one, if any ({deployment_uuid, status, commit, started_at, deployment_url}); then
+`application_name`, `application_status`, `git_branch`, `post_deployment_command`(`_container`),
+`pre_deployment_command`, `migrates_on_deploy`, and on errors `http_status`, `retry_after_s`.
+
 Two reads of Coolify's API (`GET /api/v1/deployments/applications/{uuid}` and
 `GET /api/v1/applications/{uuid}`, concurrently, under one hard deadline) become one
 `CheckResult` of kind ``deployment``. Its ``detail`` holds the keys `poll --format json`
@@ -45,7 +53,7 @@ __all__ = ["DETAIL_KEYS", "check_deployment", "deployed_commit", "is_sha", "migr
 KIND = "deployment"
 DETAIL_KEYS = (
     "status", "commit", "deployment_uuid", "started_at", "finished_at", "deployment_url",
-    "commit_message", "in_progress", "application_name", "application_status", "git_branch",
+    "deployment_commit", "deployed_at", "commit_message", "in_progress", "application_name", "application_status", "git_branch",
     "post_deployment_command", "post_deployment_command_container", "pre_deployment_command",
     "migrates_on_deploy", "http_status", "retry_after_s",
 )
@@ -366,6 +374,7 @@ def _judge(rows: list[Mapping[str, Any]], detail: dict[str, Any], api: _Api, app
     if deployed is not None:
         detail["commit"] = deployed["commit"].strip().lower()
         detail["commit_message"] = _text(deployed.get("commit_message"))
+        detail["deployed_at"] = _ended_at(deployed)
     running = next((r for r in main if r.get("status") in ACTIVE), None)
     if running is not None:
         detail["in_progress"] = {
@@ -386,6 +395,7 @@ def _judge(rows: list[Mapping[str, Any]], detail: dict[str, Any], api: _Api, app
         "started_at": _text(latest.get("created_at")),
         "finished_at": _ended_at(latest),
         "deployment_url": _deployment_url(api, latest),
+        "deployment_commit": latest["commit"].strip().lower() if is_sha(latest.get("commit")) else None,
     })
     short = (latest["commit"].strip()[:7] if is_sha(latest.get("commit")) else None)
     of = f" of commit {short}" if short else ""

@@ -32,7 +32,7 @@ from .results import CheckResult
 if TYPE_CHECKING:
     from ..catalog import Catalog
 
-__all__ = ["Expectations", "check_database", "drift_detail_keys", "EXPECTATIONS"]
+__all__ = ["Expectations", "check_database", "check_database_at_commit", "drift_detail_keys", "EXPECTATIONS"]
 
 drift_detail_keys = ("schema_commit", "schema_source", "schema_ref", "requested_commit", "fallback_reason",
                      "schema", "in_sync", "summary", "findings")
@@ -128,6 +128,42 @@ def check_database(
                   "migrations_path": str(folder) if folder is not None else None}
         label = f"{schema_path}"
     return _drift(database_url, schema_path, origin, label, expectations), _migrations(database_url, folder, origin)
+
+
+def check_database_at_commit(
+    database_url: str,
+    *,
+    repo: str | os.PathLike[str],
+    commit: str | None,
+    ref: str,
+    schema: str,
+    migrations: str | None,
+    fetch: bool = False,
+    no_commit_reason: str | None = None,
+    expectations: Expectations | None = None,
+) -> tuple[CheckResult, CheckResult]:
+    """`source_at_commit` then `check_database`, for a poller: a git problem (not a repository,
+    the schema missing at that commit, an unknown ref) becomes both results in state `error`
+    with its one-line reason, instead of an exception. ``commit`` is the deployment check's
+    `detail["commit"]` (None when unknown; say why in ``no_commit_reason``)."""
+    from .gitsource import source_at_commit
+
+    started = time.monotonic()
+    try:
+        source = source_at_commit(repo, commit=commit, ref=ref, schema=schema, migrations=migrations, fetch=fetch,
+                                  no_commit_reason=no_commit_reason)
+    except DriftwatchError as exc:
+        reason = _one_line(f"cannot read the schema at the deployed commit: {exc}")
+        origin = {"schema_commit": None, "schema_source": "git", "schema_ref": None, "requested_commit": commit,
+                  "fallback_reason": None, "schema": schema}
+        latency = (time.monotonic() - started) * 1000.0
+        drift = CheckResult("drift", "drift", "error", reason, latency_ms=latency,
+                            detail={**origin, "in_sync": None, "summary": None, "findings": []})
+        mig_detail: dict[str, Any] = {"schema_commit": None, "directory": migrations, "managed": None,
+                                      "up_to_date": None, **{s: [] for s in MIGRATION_STATES if s != "applied"},
+                                      "applied_count": 0}
+        return drift, CheckResult("migrations", "migrations", "error", reason, latency_ms=latency, detail=mig_detail)
+    return check_database(database_url, source, expectations=expectations)
 
 
 def _drift(url: str, schema_path: Path, origin: dict[str, Any], label: str,

@@ -1,9 +1,13 @@
 """The fix workflow: plan → rehearse → apply → re-check → audit, as values.
 
-    plan_fix(url, schema, *, limits=None) -> FixResult                       read only, no audit
-    rehearse_fix(url, schema, *, allow_destructive=False, limits=None, caller=Caller()) -> FixResult
-    apply_fix(url, schema, *, allow_destructive=False, limits=None, record_migration=None,
-              caller=Caller()) -> FixResult
+    plan_fix(url, schema, *, drop_indexes=(), limits=None) -> FixResult      read only, no audit
+    rehearse_fix(url, schema, *, allow_destructive=False, drop_indexes=(), limits=None,
+                 caller=Caller()) -> FixResult
+    apply_fix(url, schema, *, allow_destructive=False, drop_indexes=(), limits=None,
+              record_migration=None, caller=Caller()) -> FixResult
+
+`drop_indexes` names hand-written indexes the schema cannot express that the plan should
+drop (a plan keeps them otherwise; a drop still needs allow_destructive to run).
 
 A rehearsal plans without Prisma's lock (reading only), then runs the statements --apply
 would run in one transaction that is rolled back, under the lock. An apply takes the lock
@@ -55,6 +59,7 @@ class FixResult:
     mode: str  # "plan" | "rehearse" | "apply"
     allow_destructive: bool = False
     limits: "Limits | None" = None
+    drop_indexes: tuple[str, ...] = ()
     history: "MigrationSummary | None" = None  # the migrations folder beside the schema, if any
     before: "DriftReport | None" = None
     plan: "FixPlan | None" = None
@@ -97,12 +102,14 @@ class FixResult:
         return next_steps(self.after if self.after is not None else self.before, self.history, schema=self.schema)
 
 
-def plan_fix(url: str, schema: str | Path, *, limits: "Limits | None" = None) -> FixResult:
+def plan_fix(url: str, schema: str | Path, *, drop_indexes: Sequence[str] = (),
+             limits: "Limits | None" = None) -> FixResult:
     """The drift check and the plan for it (the rows asked read-only); nothing is written or recorded."""
     from checks.db import connect, redact
     from checks.errors import DriftwatchError
 
-    result = FixResult(redact(url), str(schema), "plan", limits=limits or make_limits())
+    result = FixResult(redact(url), str(schema), "plan", limits=limits or make_limits(),
+                       drop_indexes=tuple(drop_indexes))
     result.history = pending_migrations(url, str(schema))
     try:
         conn = connect(url, application_name=APPLICATION_NAME)
@@ -115,15 +122,15 @@ def plan_fix(url: str, schema: str | Path, *, limits: "Limits | None" = None) ->
     return result
 
 
-def rehearse_fix(url: str, schema: str | Path, *, allow_destructive: bool = False, limits: "Limits | None" = None,
-                 caller: Caller = Caller()) -> FixResult:
+def rehearse_fix(url: str, schema: str | Path, *, allow_destructive: bool = False, drop_indexes: Sequence[str] = (),
+                 limits: "Limits | None" = None, caller: Caller = Caller()) -> FixResult:
     """Plan (reading only), then run what --apply would run in a rolled-back transaction under the lock."""
     from checks.db import connect, redact
     from checks.errors import DriftwatchError, audit_outcome_of
     from checks.guard import exclusive_session
 
     lim = limits or make_limits()
-    result = FixResult(redact(url), str(schema), "rehearse", allow_destructive, lim)
+    result = FixResult(redact(url), str(schema), "rehearse", allow_destructive, lim, tuple(drop_indexes))
     result.history = pending_migrations(url, str(schema))
     stage = "audit"
     try:
@@ -156,8 +163,9 @@ def rehearse_fix(url: str, schema: str | Path, *, allow_destructive: bool = Fals
     return result
 
 
-def apply_fix(url: str, schema: str | Path, *, allow_destructive: bool = False, limits: "Limits | None" = None,
-              record_migration: str | Path | None = None, caller: Caller = Caller()) -> FixResult:
+def apply_fix(url: str, schema: str | Path, *, allow_destructive: bool = False, drop_indexes: Sequence[str] = (),
+              limits: "Limits | None" = None, record_migration: str | Path | None = None,
+              caller: Caller = Caller()) -> FixResult:
     """Under Prisma's lock from the start: check, plan, apply — then release it and check again."""
     from contextlib import ExitStack
 
@@ -168,7 +176,7 @@ def apply_fix(url: str, schema: str | Path, *, allow_destructive: bool = False, 
     from checks.guard import exclusive_session
 
     lim = limits or make_limits()
-    result = FixResult(redact(url), str(schema), "apply", allow_destructive, lim)
+    result = FixResult(redact(url), str(schema), "apply", allow_destructive, lim, tuple(drop_indexes))
     result.history = pending_migrations(url, str(schema))
     stage = "audit"
     try:
@@ -232,7 +240,7 @@ def _plan(result: FixResult, url: str, conn: Any) -> "FixPlan":
     lim = result.limits
     before = check_database(url, result.schema)
     data = LiveData(conn, min(lim.statement_timeout, 10.0), lim.lock_timeout)
-    plan = plan_fixes(before.expected, before.actual, before.report, data)
+    plan = plan_fixes(before.expected, before.actual, before.report, data, drop_indexes=result.drop_indexes)
     result.before, result.plan = before.report, plan
     result.run, result.skipped = plan.select(result.allow_destructive)
     return plan
@@ -242,6 +250,8 @@ def _details(result: FixResult) -> dict[str, Any]:
     details: dict[str, Any] = {"schema": result.schema, "allow_destructive": result.allow_destructive,
                                "lock_timeout": result.limits.lock_timeout,
                                "statement_timeout": result.limits.statement_timeout}
+    if result.drop_indexes:
+        details["drop_indexes"] = list(result.drop_indexes)
     if result.plan is not None:
         details["skipped"] = [{"sql": s.sql, "reason": s.reason} for s in result.skipped]
     return details

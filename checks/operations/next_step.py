@@ -28,7 +28,8 @@ The states (`NextSteps.state`), in the order they are decided:
     pending              pending migrations: `migrate deploy` (or `fix`, then `resolve --applied`)
     edited / missing_locally   the history and the folder disagree (no write needed)
     drift                the history is clean (or absent) but the database drifts: `fix`,
-                         recorded as a migration when there is a folder
+                         recorded as a migration when there is a folder; a missing table no
+                         migration creates says "create one with `prisma migrate dev`" first
     in_sync              nothing to do
 """
 from __future__ import annotations
@@ -49,8 +50,14 @@ class Step:
 
     say: str
     command: str | None = None
-    action: str | None = None  # deploy, resolve_applied, resolve_rolled_back, fix, fix_apply, check, inspect
+    action: str | None = None  # deploy, resolve_applied, resolve_rolled_back, fix, fix_apply, check, inspect,
+    #                            create_migration
     migration: str | None = None
+
+    @property
+    def text(self) -> str:
+        """One line: "why: command" (or just why)."""
+        return f"{self.say}: {self.command}" if self.command else self.say
 
     def to_json(self) -> dict[str, Any]:
         return {"say": self.say, "command": self.command, "action": self.action, "migration": self.migration}
@@ -71,17 +78,21 @@ class NextSteps:
     def first(self) -> Step | None:
         return self.steps[0] if self.steps else None
 
+    def texts(self) -> list[str]:
+        """The steps as one line each (`check --format json`'s `migrations.next_steps`)."""
+        return [s.text for s in self.steps]
+
     def lines(self) -> list[str]:
         """The advice as text lines, as the CLI prints it (the dashboard renders the same fields)."""
         out = [self.headline]
         if self.warning:
             out.append(f"Warning: {self.warning}")
         for i, s in enumerate(self.steps, 1):
-            out.append(f"  {i}. {s.say}" + (f": {s.command}" if s.command else ""))
+            out.append(f"  {i}. {s.text}")
         if self.alternative:
             out.append("  Or:")
             for s in self.alternative:
-                out.append(f"     {s.say}" + (f": {s.command}" if s.command else ""))
+                out.append(f"     {s.text}")
         return out
 
     def to_json(self) -> dict[str, Any]:
@@ -131,6 +142,11 @@ def next_steps(drift: "DriftReport | None", history: "MigrationSummary | None", 
     if edited or missing:
         return _disagree(edited, missing, in_sync, history, schema)
     if in_sync is False:
+        unmigrated = _no_migration_creates(drift, history)
+        if unmigrated:
+            return NextSteps("drift", "Every migration is applied, yet the schema has tables no migration creates: "
+                                      "the schema changed without a migration, which no deploy can fix.",
+                             unmigrated, alternative=_fix(schema, record=history.directory))
         return NextSteps("drift", "Every migration is applied, yet the database differs from the schema: a change "
                                   "was made by hand, or the schema has changes no migration holds.",
                          _fix(schema, record=history.directory))
@@ -228,7 +244,17 @@ def _pending(in_sync: bool | None, waiting: list[str], history: "MigrationSummar
     fix = _fix(schema)
     alternative = (fix[1],) + tuple(_resolve(history, n, "applied", "then record it as applied") for n in waiting)
     return NextSteps("pending", f"{len(waiting)} migration(s) not applied: {', '.join(waiting)}.",
-                     (_deploy(history),), alternative=alternative)
+                     (_deploy(history),) + _no_migration_creates(drift, history), alternative=alternative)
+
+
+def _no_migration_creates(drift: "DriftReport | None", history: "MigrationSummary") -> tuple[Step, ...]:
+    """Missing tables no migration.sql creates: the schema changed without a migration."""
+    if drift is None or history.created_tables is None:
+        return ()
+    missing = sorted({f.table for f in drift.findings if f.kind == "missing_table" and f.table
+                      and f.severity != "info"} - history.created_tables)
+    return tuple(Step(f"no migration creates table {t}: create one with `prisma migrate dev`", None,
+                      "create_migration") for t in missing)
 
 
 def _disagree(edited: list[str], missing: list[str], in_sync: bool | None, history: "MigrationSummary",

@@ -75,9 +75,9 @@ _MAX_NESTING = 64  # brackets inside a block; deeper is certainly not a schema
 
 
 class _KeepComments:
-    """Lark post-lexer hook, used only so that lark keeps the COMMENT terminal."""
+    """Lark post-lexer hook, used only so that lark keeps the comment terminals."""
 
-    always_accept = ("COMMENT",)
+    always_accept = ("COMMENT", "BLOCK_COMMENT")
 
     def process(self, stream):
         return stream
@@ -99,6 +99,47 @@ def _collect_doc(text: str, depth: int, prev: str | None, item, pending: list[st
             item.doc.append(body)
     elif depth <= 1:
         pending.append(body)
+
+
+_NEWLINE = None  # re.compile(r"\r\n?|\n"), on first use
+
+
+def _block_comment_misplaced(text: str, end: int, depth: int, prev: str | None) -> bool:
+    """Whether a `/* … */` ending at `end` sits where Prisma refuses it.
+
+    Prisma takes a block comment between blocks, before a body item (several, even on
+    the item's own line), or as the last thing on an item's line; never between the
+    parts of an item or inside brackets. Both parse paths call this so they agree."""
+    if depth == 0:
+        return False
+    if depth > 1:
+        return True
+    if prev == "_NL" or prev == "_LBRACE":
+        return False
+    i, n = end, len(text)
+    while i < n and text[i] in _WS_CHARS:
+        i += 1
+    return i < n and text[i] not in "\r\n"
+
+
+def _block_comment_lines(text: str, start: int, end: int) -> tuple[int, int]:
+    """(newlines inside the comment, offset just after the last of them, or -1)."""
+    global _NEWLINE
+    if _NEWLINE is None:
+        import re
+
+        _NEWLINE = re.compile(r"\r\n?|\n")
+    count, after = 0, -1
+    for m in _NEWLINE.finditer(text, start, end):
+        count += 1
+        after = m.end()
+    return count, after
+
+
+_MISPLACED_BLOCK_COMMENT = (
+    "a block comment cannot stand here — expected it on its own line, before a field, "
+    "or last on the line (Prisma refuses /* … */ between the parts of a declaration)"
+)
 
 
 def parse_text(text: str, file: str) -> Schema:
@@ -292,9 +333,17 @@ class _Parse:
                 if t == "COMMENT":
                     _collect_doc(m.group(), depth, prev, item, pending)
                     continue
+                if t == "BLOCK_COMMENT":
+                    if _block_comment_misplaced(self.text, m.end(), depth, prev):
+                        raise self._error(_MISPLACED_BLOCK_COMMENT, line, m.start() - line_start + 1)
+                    count, after = _block_comment_lines(self.text, m.start(), m.end())
+                    if count:
+                        line += count
+                        line_start = after
+                    continue
                 tok = _Tok(t, m.group(), line, m.start() - line_start + 1, file)
                 if t == "_BAD":
-                    raise self._bad_character(tok, ip)
+                    raise self._bad_character(tok, ip, self.text.startswith("/*", m.start()))
                 if depth == 0:
                     if t == "NAME" and (prev is None or prev == "_RBRACE"):
                         kw = _KEYWORDS.get(tok.value)
@@ -363,9 +412,11 @@ class _Parse:
             eof.line, eof.column,
         )
 
-    def _bad_character(self, tok: _Tok, ip) -> SchemaError:
+    def _bad_character(self, tok: _Tok, ip, opens_comment: bool = False) -> SchemaError:
         ch = tok.value
-        if ch == '"':
+        if opens_comment:
+            message = 'unterminated block comment — expected "*/" to close this "/*"'
+        elif ch == '"':
             message = 'unterminated string — expected a closing " on the same line'
         elif ch == "@":
             message = 'unexpected "@" — expected an attribute name right after it (like @id or @@index)'
@@ -715,6 +766,7 @@ def _load_fast_tables():
 
 
 _WS_CLASS = "[ \\t\\f\\u00a0\\u1680\\u2000-\\u200a\\u202f\\u205f\\u3000\\ufeff]"
+_WS_CHARS = frozenset(" \t\f\u00a0\u1680\u202f\u205f\u3000\ufeff") | {chr(c) for c in range(0x2000, 0x200b)}
 
 
 def _reducer(steps: tuple[int, ...], kind: str, method):
@@ -870,6 +922,14 @@ def _fast_parse(text: str, file: str) -> Schema:
             prev = t
         elif t == "COMMENT":
             _collect_doc(m.group(t), depth, prev, item, pending)
+            continue
+        elif t == "BLOCK_COMMENT":
+            if _block_comment_misplaced(text, m.end(), depth, prev):
+                raise _GiveUp
+            count, after = _block_comment_lines(text, m.start(t), m.end())
+            if count:
+                line += count
+                line_start = after
             continue
         elif t == "WS":  # only at the very end
             continue
