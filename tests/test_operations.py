@@ -151,6 +151,17 @@ def test_drift_with_every_migration_applied_is_fixed_and_recorded_as_a_migration
     assert commands(advice)[-1] == f"driftwatch fix --apply --schema s.prisma --record-migration {DIR}"
 
 
+def test_a_missing_table_no_migration_creates_asks_for_a_migration_first():
+    history = summary(up_to_date=True, by_state={"applied": (INIT,)}, created_tables=frozenset({"users"}))
+    advice = next_steps(DRIFT, history, schema="s.prisma")
+    assert advice.state == "drift"
+    assert advice.texts() == ["no migration creates table avatar_projects: create one with `prisma migrate dev`"]
+    assert advice.alternative[-1].command.endswith(f"--record-migration {DIR}")
+    pending = next_steps(DRIFT, summary(by_state={"applied": (INIT,), "pending": (PROJECTS,)},
+                                        created_tables=frozenset({"users"})))
+    assert [s.action for s in pending.steps] == ["deploy", "create_migration"]
+
+
 def test_in_sync_and_up_to_date_needs_nothing():
     advice = next_steps(IN_SYNC, summary(up_to_date=True, by_state={"applied": (INIT, PROJECTS)}))
     assert (advice.state, advice.steps) == ("in_sync", ())
@@ -313,8 +324,10 @@ def test_no_command_module_imports_another_and_no_dashboard_module_imports_the_c
 
 def test_check_json_keeps_the_migrations_object_as_it_was(incident_db):
     _, out, _ = call("check", "--database-url", incident_db, "--schema", str(SAMPLE_SCHEMA), "--format", "json")
-    assert json.loads(out)["migrations"] == {"directory": DIR, "managed": True, "up_to_date": False,
-                                            "by_state": {"applied": [INIT], "pending": [PROJECTS]}}
+    assert json.loads(out)["migrations"] == {
+        "directory": DIR, "managed": True, "up_to_date": False,
+        "by_state": {"applied": [INIT], "pending": [PROJECTS]},
+        "next_steps": [f"apply them: driftwatch migrate deploy --migrations {DIR}"]}
 
 
 def test_the_dashboard_acts_through_the_operations_as_the_signed_in_user(incident_db):

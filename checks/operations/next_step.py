@@ -137,7 +137,7 @@ def next_steps(drift: "DriftReport | None", history: "MigrationSummary | None", 
         return _failed(in_sync, failed, history)
     waiting = history.names("pending", "rolled_back")
     if waiting:
-        return _pending(in_sync, waiting, history, schema)
+        return _pending(drift, in_sync, waiting, history, schema)
     edited, missing = history.names("edited"), history.names("missing_locally")
     if edited or missing:
         return _disagree(edited, missing, in_sync, history, schema)
@@ -220,7 +220,7 @@ def _failed(in_sync: bool | None, failed: list[str], history: "MigrationSummary"
                                f"to know which way out applies.", steps, alternative=alternative)
 
 
-def _pending(in_sync: bool | None, waiting: list[str], history: "MigrationSummary",
+def _pending(drift: "DriftReport | None", in_sync: bool | None, waiting: list[str], history: "MigrationSummary",
              schema: str | None) -> NextSteps:
     colliding = {n: history.existing[n] for n in waiting if history.existing.get(n)}
     if colliding:
