@@ -225,7 +225,8 @@ def apply_fix(url: str, schema: str | Path, *, allow_destructive: bool = False, 
         result.error, result.stage = exc, stage
         return result
     if record_migration is not None:
-        result.recorded_migration = record_as_migration(Path(record_migration), url, run)
+        result.recorded_migration = record_as_migration(Path(record_migration), url, run, schema=schema,
+                                                        caller=caller)
     if result.history is not None:  # what the fix created may now collide with a pending migration
         result.history = pending_migrations(url, str(schema))
     return result
@@ -261,15 +262,19 @@ def _script(statements: Sequence["PlannedStatement"]) -> str:
     return "\n\n".join(s.sql for s in statements) + "\n"
 
 
-def record_as_migration(directory: Path, url: str, run: Sequence["PlannedStatement"]) -> dict[str, Any]:
-    """Write the applied SQL as a new Prisma migration and record it as applied, so that Prisma's
-    history agrees with the database. Never turns the fix's result around: problems are warnings
-    in the returned dict ({"directory", "name", "recorded", "warnings"})."""
+def record_as_migration(directory: Path, url: str, run: Sequence["PlannedStatement"], *,
+                        schema: str | Path | None = None, caller: Caller = Caller()) -> dict[str, Any]:
+    """Write the applied SQL as a new Prisma migration and record it as applied (through
+    `resolve_migration`, so the audit log has that write too), so that Prisma's history agrees
+    with the database. Never turns the fix's result around: problems are warnings in the
+    returned dict ({"directory", "name", "recorded", "warnings"})."""
     from datetime import datetime, timezone
 
     from checks.db import redact
     from checks.errors import DriftwatchError
-    from checks.migrations import resolve_applied, status
+    from checks.migrations import status
+
+    from .migrate import resolve_migration
 
     now = datetime.now(timezone.utc)
     result: dict[str, Any] = {"directory": str(directory), "name": None, "recorded": False, "warnings": []}
@@ -302,9 +307,10 @@ def record_as_migration(directory: Path, url: str, run: Sequence["PlannedStateme
             result["warnings"].append(
                 f"{len(pending)} earlier migration(s) are not applied ({', '.join(pending)}); Prisma will still try "
                 f"them — if the fix did their work, mark them: driftwatch migrate resolve --applied NAME")
-        try:
-            resolve_applied(url, directory, name)
+        done = resolve_migration(url, directory, name, applied=True, schema=schema, caller=caller)
+        result["warnings"] += done.warnings
+        if done.error is None:
             result["recorded"] = True
-        except DriftwatchError as exc:
-            result["warnings"].append(f"{name} was written but could not be recorded as applied: {exc}")
+        else:
+            result["warnings"].append(f"{name} was written but could not be recorded as applied: {done.error}")
     return result
