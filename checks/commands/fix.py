@@ -12,7 +12,10 @@ who held it). Exit 0 when they do (or there is nothing to fix), 1 otherwise.
 
 With --apply: the safe statements (destructive ones too with --allow-destructive; otherwise
 they are listed as skipped, with their reasons) in one transaction through `checks.guard`,
-under the advisory lock; then the drift check again. Exit 0 when nothing the applied
+under the advisory lock — except that when the plan adds an enum value a later statement
+uses (or the server is older than PostgreSQL 12), the ALTER TYPE … ADD VALUE statements run
+and commit first, in a transaction of their own, and stay if the rest fails (the output says
+so) — then the drift check again. Exit 0 when nothing the applied
 statements covered remains (skipped findings are listed, not counted), 1 otherwise or on any
 failure (one error line; the transaction was rolled back).
 

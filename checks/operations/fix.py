@@ -10,7 +10,11 @@
 drop (a plan keeps them otherwise; a drop still needs allow_destructive to run).
 
 A rehearsal plans without Prisma's lock (reading only), then runs the statements --apply
-would run in one transaction that is rolled back, under the lock. An apply takes the lock
+would run in one transaction that is rolled back, under the lock (leaving out, and listing,
+statements that use an enum value the plan adds: PostgreSQL accepts those only once the
+value is committed). An apply runs them in one transaction, or two when the plan adds an
+enum value a later statement uses or the server predates PostgreSQL 12: then the ALTER
+TYPE … ADD VALUE statements commit first and stay if the second fails (`FixResult.committed`). An apply takes the lock
 first, then checks, plans and applies — so no deploy changes the database between the plan
 and its statements — releases it, and checks again. Errors come back in `FixResult.error`
 (with `stage` saying where it stopped); only bugs raise.
