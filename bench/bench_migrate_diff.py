@@ -78,7 +78,7 @@ def generate(n: int, seed: int) -> tuple[list[str], str]:
         if kind == "table" or len(tables) < 3:
             scripts.append(new_table())
         elif kind == "column":
-            col = f"c{counter}"
+            col = f"col{counter}"
             sql_type, prisma = rnd.choice([("TEXT", "String?"), ("INTEGER NOT NULL DEFAULT 0", "Int @default(0)"),
                                            ("BOOLEAN NOT NULL DEFAULT false", "Boolean @default(false)"),
                                            ("TIMESTAMP(3)", "DateTime?"), ("JSONB", "Json?"),
@@ -86,7 +86,7 @@ def generate(n: int, seed: int) -> tuple[list[str], str]:
             t.columns[col] = Column(col, prisma)
             scripts.append(f'-- AlterTable\nALTER TABLE "{t.name}" ADD COLUMN "{col}" {sql_type};\n')
         elif kind in ("index", "concurrently"):
-            free = [c for c in t.columns if c.startswith("c") and c not in t.indexes and "Json" not in t.columns[c].prisma]
+            free = [c for c in t.columns if c.startswith("col") and c not in t.indexes and "Json" not in t.columns[c].prisma]
             if not free:
                 continue
             col = rnd.choice(free)
@@ -117,7 +117,7 @@ def generate(n: int, seed: int) -> tuple[list[str], str]:
             enums[name].append(value)
             scripts.append(f"-- AlterEnum\nALTER TYPE \"{name}\" ADD VALUE '{value}';\n")
         elif kind == "drop":
-            droppable = [c for c in t.columns if c.startswith("c") and c not in t.indexes]
+            droppable = [c for c in t.columns if c.startswith("col") and c not in t.indexes]
             if not droppable:
                 continue
             col = rnd.choice(droppable)

@@ -489,6 +489,10 @@ def drop_foreign_key(table: Table, fk: ForeignKey) -> str:
     return f"ALTER TABLE {_table(table)} DROP CONSTRAINT {quote_ident(fk.name)};"
 
 
+def rename_foreign_key(table: Table, old_name: str, new_name: str) -> str:
+    return f"ALTER TABLE {_table(table)} RENAME CONSTRAINT {quote_ident(old_name)} TO {quote_ident(new_name)};"
+
+
 # --------------------------------------------------------------------------- fixes as data
 
 
@@ -610,6 +614,11 @@ def rename_index_fix(table: Table, old_name: str, new_name: str) -> Fix:
 def add_foreign_key_fix(table: Table, fk: ForeignKey) -> Fix:
     return (Statement("add_foreign_key", Target("foreign_key", table.schema, table.name, fk.name),
                       add_foreign_key(table, fk)),)
+
+
+def rename_foreign_key_fix(table: Table, old_name: str, new_name: str) -> Fix:
+    return (Statement("rename_constraint", Target("foreign_key", table.schema, table.name, old_name),
+                      rename_foreign_key(table, old_name, new_name)),)
 
 
 def drop_foreign_key_fix(table: Table, fk: ForeignKey) -> Fix:

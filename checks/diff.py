@@ -171,31 +171,14 @@ def _diff_table(want: Table, have: Table, add: Callable[[Finding], None]) -> Non
             severity = WARNING if _same_family(col.type, live.type) else CRITICAL
             if ddl.needs_using(live.type, col.type):
                 fix = ddl.convert_column_type_fix(want, col, live)
-                note = f" (PostgreSQL has no automatic cast between them: the fix converts each value)"
+                note = " (PostgreSQL has no automatic cast between them: the fix converts each value)"
             else:
                 fix, note = ddl.alter_column_type_fix(want, col), ""
             add(_f("column_type", severity, schema, name, **where, expected=col.type, actual=live.type,
                    message=f"column {name}.{col.name} is {live.type}, the schema expects {col.type}{note}",
                    fix=fix))
-        if live.nullable != col.nullable and col.type.endswith("[]") and col.nullable and live.default is not None:
-            # A scalar list: Prisma declares it nullable, never writes NULL to it (an omitted
-            # list is [] or the default) and ignores its nullability in its own drift check.
-            # With a default, NOT NULL cannot make a write fail: nothing to report.
-            pass
-        elif live.nullable != col.nullable and col.type.endswith("[]") and col.nullable:
-            add(_f("column_nullable", CRITICAL, schema, name, **where, expected="NULL", actual="NOT NULL",
-                   message=f"list column {name}.{col.name} is NOT NULL without a default: creating a {model} "
-                           f"without {col.model_field or col.name} fails (Prisma sends no value for an omitted "
-                           f"list); updates and reads work", fix=ddl.drop_not_null_fix(want, col)))
-        elif live.nullable != col.nullable:
-            if col.nullable:
-                add(_f("column_nullable", CRITICAL, schema, name, **where, expected="NULL", actual="NOT NULL",
-                       message=f"column {name}.{col.name} is NOT NULL but optional in the schema: "
-                               f"writes without a value fail", fix=ddl.drop_not_null_fix(want, col)))
-            else:
-                add(_f("column_nullable", WARNING, schema, name, **where, expected="NOT NULL", actual="NULL",
-                       message=f"column {name}.{col.name} allows NULL but is required in the schema: "
-                               f"a NULL row breaks reads", fix=ddl.set_not_null_fix(want, col)))
+        if live.nullable != col.nullable:
+            _diff_nullable(want, col, live, add)
         if (live.default != col.default or live.autoincrement != col.autoincrement) and not (
                 live.type != col.type and ddl.needs_using(live.type, col.type)):
             # (after a conversion the type change's own fix sets the schema's default)
@@ -213,6 +196,28 @@ def _diff_table(want: Table, have: Table, add: Callable[[Finding], None]) -> Non
     _diff_primary_key(want, have, add)
     _diff_indexes(want, have, add)
     _diff_foreign_keys(want, have, add)
+
+
+def _diff_nullable(want: Table, col: Column, live: Column, add: Callable[[Finding], None]) -> None:
+    where = dict(column=col.name, model=want.model, field=col.model_field)
+    name = want.name
+    if col.type.endswith("[]") and col.nullable:
+        # A scalar list: Prisma declares it nullable but never writes NULL to it, and its own
+        # drift check ignores list nullability. An omitted list gets the column's default, so
+        # with one NOT NULL makes no write fail; without one, a create that omits it fails.
+        if live.default is None:
+            add(_f("column_nullable", CRITICAL, want.schema, name, **where, expected="NULL", actual="NOT NULL",
+                   message=f"list column {name}.{col.name} is NOT NULL without a default: creating a {want.model} "
+                           f"without {col.model_field or col.name} fails (Prisma sends no value for an omitted "
+                           f"list); updates and reads work", fix=ddl.drop_not_null_fix(want, col)))
+    elif col.nullable:
+        add(_f("column_nullable", CRITICAL, want.schema, name, **where, expected="NULL", actual="NOT NULL",
+               message=f"column {name}.{col.name} is NOT NULL but optional in the schema: "
+                       f"writes without a value fail", fix=ddl.drop_not_null_fix(want, col)))
+    else:
+        add(_f("column_nullable", WARNING, want.schema, name, **where, expected="NOT NULL", actual="NULL",
+               message=f"column {name}.{col.name} allows NULL but is required in the schema: "
+                       f"a NULL row breaks reads", fix=ddl.set_not_null_fix(want, col)))
 
 
 def _same_family(expected: str, actual: str) -> bool:
@@ -273,7 +278,6 @@ def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> N
     live = {i.name: i for i in have.indexes}
     wanted = {i.name for i in want.indexes}
     extras = [i for i in have.indexes if i.name not in wanted]
-    kept = dict(model=want.model)
     for index in want.indexes:
         got = live.get(index.name)
         if got is None:
@@ -290,7 +294,7 @@ def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> N
                 and _shape(replace(got, where=None)) == _shape(index):
             # The schema's @@index, made partial by hand: reads that used it still can, and a
             # plain index rejects nothing, so no write fails. Prisma's drift ignores it too.
-            add(_f("index", INFO, want.schema, want.name, name=index.name, **kept,
+            add(_f("index", INFO, want.schema, want.name, name=index.name, model=want.model,
                    field=_fields(want, [c.name for c in index.columns]),
                    expected=_describe_index(index), actual=_describe_index(got),
                    message=f"index {index.name} on {want.name} is partial (WHERE {got.where}), which the Prisma "
@@ -308,12 +312,12 @@ def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> N
         if twin is not None:
             # Left over (after a table or index rename, say): the schema's own index already
             # rejects or serves exactly what this one does. Dropping it changes nothing.
-            add(_f("extra_index", INFO, want.schema, want.name, name=extra.name, **kept, expected=twin.name,
+            add(_f("extra_index", INFO, want.schema, want.name, name=extra.name, model=want.model, expected=twin.name,
                    actual=_describe_index(extra),
                    message=f"{'unique ' if extra.unique else ''}index {extra.name} on {want.name} duplicates "
                            f"the schema's index {twin.name}", fix=ddl.drop_index_fix(want, extra)))
         elif not expressible(extra):
-            add(_f("extra_index", INFO, want.schema, want.name, name=extra.name, **kept,
+            add(_f("extra_index", INFO, want.schema, want.name, name=extra.name, model=want.model,
                    actual=_describe_index(extra),
                    message=f"{'unique ' if extra.unique else ''}index {extra.name} on {want.name} is not "
                            f"expressible in the Prisma schema: kept", fix=None))
@@ -325,12 +329,27 @@ def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> N
                    fix=ddl.drop_index_fix(want, extra)))
 
 
+def _fk_shape(fk: ForeignKey) -> tuple[object, ...]:
+    return (fk.columns, fk.referenced_schema, fk.referenced_table, fk.referenced_columns, fk.on_delete, fk.on_update)
+
+
 def _diff_foreign_keys(want: Table, have: Table, add: Callable[[Finding], None]) -> None:
     live = {f.name: f for f in have.foreign_keys}
     wanted = {f.name for f in want.foreign_keys}
+    extras = [f for f in have.foreign_keys if f.name not in wanted]
     for fk in want.foreign_keys:
         got = live.get(fk.name)
-        if got is None:
+        renamed = None if got is not None else next((e for e in extras if _fk_shape(e) == _fk_shape(fk)), None)
+        if renamed is not None:
+            # Same definition, another name (a migration named it after the field, the schema's
+            # @map changed Prisma's name): every write behaves the same, and Prisma itself
+            # only renames it. Dropping and re-adding would re-check every row under a lock.
+            extras.remove(renamed)
+            add(_f("foreign_key", INFO, want.schema, want.name, name=fk.name, model=want.model,
+                   field=_fields(want, fk.columns), expected=fk.name, actual=renamed.name,
+                   message=f"foreign key {renamed.name} on {want.name} should be named {fk.name}",
+                   fix=ddl.rename_foreign_key_fix(want, renamed.name, fk.name)))
+        elif got is None:
             _missing_fk(want, fk, add)
         elif got != fk:
             add(_f("foreign_key", WARNING, want.schema, want.name, name=fk.name, model=want.model,
@@ -338,10 +357,9 @@ def _diff_foreign_keys(want: Table, have: Table, add: Callable[[Finding], None])
                    message=f"foreign key {fk.name} on {want.name} is {_describe_fk(got)}, "
                            f"the schema expects {_describe_fk(fk)}",
                    fixes=(ddl.drop_foreign_key_fix(want, got), ddl.add_foreign_key_fix(want, fk))))
-    for extra in have.foreign_keys:
-        if extra.name not in wanted:
-            add(_f("extra_foreign_key", WARNING, want.schema, want.name, name=extra.name, model=want.model,
-                   actual=_describe_fk(extra),
-                   message=f"foreign key {extra.name} on {want.name} is not in the schema: "
-                           f"it can block writes and deletes Prisma expects to succeed",
-                   fix=ddl.drop_foreign_key_fix(want, extra)))
+    for extra in extras:
+        add(_f("extra_foreign_key", WARNING, want.schema, want.name, name=extra.name, model=want.model,
+               actual=_describe_fk(extra),
+               message=f"foreign key {extra.name} on {want.name} is not in the schema: "
+                       f"it can block writes and deletes Prisma expects to succeed",
+               fix=ddl.drop_foreign_key_fix(want, extra)))

@@ -25,6 +25,11 @@ they do and to what — never by parsing the SQL back or reading a finding's mes
   a unique index, primary key or foreign key the rows violate. The rows are asked through a
   `DataProbe` (`LiveData` on a connection: bounded, read-only counts); without one, what
   depends on the rows is destructive with the reason that it could not be checked;
+* changes a type PostgreSQL cannot cast by itself (text → boolean) with the finding's
+  ``USING`` conversion when every live value converts (`DataProbe.converts`), else with
+  Prisma's drop-and-add of the column, destructive, saying how many rows lose a value;
+* keeps what the schema cannot express (partial, expression, INCLUDE indexes: findings
+  without a fix) unless the caller names an index in ``drop_indexes``;
 * keeps the statements of one fix together (``unit``): when one of them is destructive
   (dropping an index before re-creating it differently), the others are marked destructive
   too, so that a plan without ``--allow-destructive`` never runs half a replacement.
@@ -372,6 +377,7 @@ _OPS: list[tuple[str, re.Pattern[str]]] = [
         ("add_primary_key", rf"ALTER\s+TABLE\s+{_QNAME}\s+ADD\s+CONSTRAINT\s+{_IDENT}\s+PRIMARY\s+KEY\b"),
         ("add_foreign_key", rf"ALTER\s+TABLE\s+{_QNAME}\s+ADD\s+CONSTRAINT\s+{_IDENT}\s+FOREIGN\s+KEY\b"),
         ("drop_constraint", rf"ALTER\s+TABLE\s+{_QNAME}\s+DROP\s+CONSTRAINT\b"),
+        ("rename_constraint", rf"ALTER\s+TABLE\s+{_QNAME}\s+RENAME\s+CONSTRAINT\b"),
         ("create_unique_index", r"CREATE\s+UNIQUE\s+INDEX\b"),
         ("create_index", r"CREATE\s+INDEX\b"),
         ("drop_index", r"DROP\s+INDEX\b"),
@@ -415,6 +421,7 @@ _PHASE_OF_OP = {
     "create_index": "indexes",
     "create_unique_index": "indexes",
     "rename_index": "indexes",
+    "rename_constraint": "foreign_keys",
     "drop_index": "drop_indexes",
 }
 

@@ -1,9 +1,10 @@
 """`migrate diff`: does the migrations folder build the schema?
 
-    migrate_diff(migrations_dir, schema_path, *, shadow_url=None) -> MigrateDiffResult
-    scratch_database(shadow_url=None) -> context manager yielding (url, label)
-    unexplained(findings, replay_findings) -> list[Finding]
-    advice(findings) -> list[str]                  tables_no_migration_creates(tables, folder) -> list[str]
+    migrate_diff(migrations_dir, schema_path, *, shadow_url=None, on_progress=None) -> MigrateDiffResult
+    scratch_database(shadow_url=None, extensions=()) -> context manager yielding (url, label)
+    required_extensions(folder) -> [(migration, extension)]
+    unexplained(findings, replay_findings) -> [Finding]      advice(result) -> [str]
+    tables_no_migration_creates(tables, folder) -> [str]     check_advice(findings, folder) -> [str]
 
 The incident had two possible causes: a migration that exists but never ran, or a schema
 changed without a migration (then `migrate deploy` fixes nothing). Prisma answers the second
@@ -53,6 +54,7 @@ __all__ = [
     "MigrateDiffResult",
     "ReplayFailure",
     "advice",
+    "check_advice",
     "migrate_diff",
     "required_extensions",
     "scratch_database",

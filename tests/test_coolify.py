@@ -132,6 +132,17 @@ def test_head_restart_only_and_preview_deployments_are_not_the_deployed_commit(s
     validate_all(server)
 
 
+def test_the_deployed_commit_is_found_behind_a_page_of_previews_and_failures(server):
+    app = incident_app(server)
+    for i in range(25):
+        server.add_deployment(app, commit="e" * 40, status="finished" if i % 2 else "failed",
+                              pull_request_id=i % 2 * 3, created_at=T0 + timedelta(hours=1, minutes=i))
+    r = probe(server, app, take=10)
+    assert r.detail["commit"] == SHA2 and r.state == "failing"  # the newest main deployment failed
+    assert [e.path for e in server.exchanges].count(f"/api/v1/deployments/applications/{app}") == 3
+    validate_all(server)
+
+
 def test_finished_at_missing_after_a_restart_falls_back_to_updated_at(server):
     app = server.add_application()
     dep = server.add_deployment(app, commit=SHA1, status="in_progress", created_at=T0)

@@ -47,6 +47,11 @@ CASES: dict[str, tuple[set[tuple], set[tuple]]] = {
     "include_columns": ({("index", "warning", "Order", "Order_customerId_idx")}, set()),
     "type_text_to_boolean": ({("column_type", "critical", "Feature", "enabled")}, set()),
     "type_text_to_boolean_lossy": ({("column_type", "critical", "Feature", "enabled")}, set()),
+    "renamed_foreign_key": ({("foreign_key", "info", "C", "C_p_id_ws_fkey")}, set()),
+    "truncated_index_name": (
+        {("index", "info", "ClassificationFeedback", "ClassificationFeedback_emailAccountId_sender_ruleId_message_key")},
+        set(),
+    ),
 }
 
 # What Prisma's drift check (`oracle.mjs drift`) says of each case's database: in sync, or
@@ -60,6 +65,8 @@ PRISMA = {
     "include_columns": {"Order_customerId_idx"},
     "type_text_to_boolean": {"enabled"},  # drop and re-add: every value lost
     "type_text_to_boolean_lossy": {"enabled"},
+    "renamed_foreign_key": {"C_p_id_ws_fkey"},  # it renames, as the fix does; a rename is info here
+    "truncated_index_name": {"ClassificationFeedback_emailAccountId_sender_ruleId_message_key"},
 }
 DIFFER_ON_PURPOSE = {"scalar_lists"}
 
@@ -132,6 +139,11 @@ def test_fix_drop_index_names_an_index_on_the_command_line(make_db, tmp_path, mo
     assert run(argv, out, err) == 0, err.getvalue()
     assert json.loads(out.getvalue())["statements"] == []
     out = io.StringIO()
+    assert run(argv[:-2], out, err) == 0, err.getvalue()
+    assert ("Kept (not expressible in the Prisma schema; --drop-index NAME drops one): extra_index "
+            "User_email_live_key on User, extra_index User_email_lower_key on User") in out.getvalue()
+    assert "No automatic fix" not in out.getvalue()
+    out = io.StringIO()
     code = run(argv + ["--drop-index", "User_email_live_key", "--apply", "--allow-destructive"], out, err)
     assert code == 0, err.getvalue()
     with psycopg.connect(url) as conn:
@@ -162,6 +174,16 @@ def test_a_duplicate_index_is_described_as_one_and_dropped_safely(make_db):
     plan = plan_for(url, "duplicate_indexes")
     assert [(s.sql, s.safety) for s in plan.statements] == [
         ('DROP INDEX "Account_email_key";', SAFE), ('DROP INDEX "Account_ownerId_idx";', SAFE)]
+
+
+def test_a_foreign_key_under_another_name_is_renamed_not_dropped_and_re_added(make_db):
+    url = case_db(make_db, "renamed_foreign_key")
+    (finding,) = check_database(url, schema_of("renamed_foreign_key")).report.findings
+    assert finding.message == "foreign key C_pId_ws_fkey on C should be named C_p_id_ws_fkey"
+    (rename,) = plan_for(url, "renamed_foreign_key").statements
+    # Prisma's own drift script, word for word
+    assert rename.sql == 'ALTER TABLE "C" RENAME CONSTRAINT "C_pId_ws_fkey" TO "C_p_id_ws_fkey";'
+    assert rename.safety == SAFE and rename.phase == "foreign_keys"
 
 
 def test_an_include_column_is_drift_and_named(make_db):

@@ -425,6 +425,31 @@ def test_the_latest_state_of_every_check_comes_with_its_result_and_age(store):
     assert store.environment_states() == {"production": "failing"}
 
 
+def test_flips_keep_the_result_that_caused_them_and_new_deployments_are_flips_too(store):
+    ids = register(store, "production", ("deployment", "deployment", 60), ("drift", "drift", 60))
+    dep, drift = ids[("deployment", "deployment")], ids[("drift", "drift")]
+
+    def deployed(i, commit, status="finished", uuid="d1"):
+        return CheckResult("deployment", "deployment", "ok", None, T0 + timedelta(minutes=i), 30.0,
+                           {"status": status, "commit": commit, "deployment_uuid": uuid})
+
+    store.record_result(dep, deployed(0, "a" * 40))
+    store.record_result(dep, deployed(1, "a" * 40))  # the same deployment: nothing new
+    store.record_result(dep, deployed(2, "b" * 40, "in_progress", "d2"))
+    store.record_result(dep, deployed(3, "b" * 40, "finished", "d2"))
+    findings = {"summary": {"critical": 1}, "findings": [{"kind": "missing_table", "table": "avatar_projects"}]}
+    store.record_result(drift, CheckResult("drift", "drift", "failing", "table avatar_projects missing",
+                                           T0 + timedelta(minutes=4), 50.0, findings))
+    flips = store.flips("production")
+    assert [(f.kind, f.from_state, f.to_state, f.reason) for f in flips] == [
+        ("deployment", None, "ok", "deployment d1 of aaaaaaa finished"),
+        ("deployment", "ok", "ok", "deployment d2 of bbbbbbb in_progress"),
+        ("deployment", "ok", "ok", "deployment d2 of bbbbbbb finished"),
+        ("drift", None, "failing", "table avatar_projects missing"),
+    ]
+    assert flips[2].detail["commit"] == "b" * 40 and flips[3].detail == findings
+
+
 def test_a_late_result_is_kept_but_changes_no_state(store):
     tid = register(store)[("health", "api")]
     store.record_result(tid, result(state="ok", at=T0 + timedelta(minutes=5)))
@@ -475,6 +500,16 @@ def test_a_check_removed_from_the_config_is_unscheduled_but_keeps_its_history(st
     store.register_checks("production", [CheckSpec("health", "api", 30)], now=T0, retire_others=True)
     assert [c.name for c in store.claim_due("a", now=T0 + timedelta(hours=1))] == ["api"]
     assert [o.state for o in store.observations(ids[("health", "old")])] == ["ok"]
+    assert [c.name for c in store.latest()] == ["api"]
+    assert [c.name for c in store.latest(include_retired=True)] == ["api", "old"]
+    assert [t.name for t in store.targets()] == ["api"]
+    # a retired check that failed keeps no incident open
+    store.record_result(ids[("health", "old")], result(name="old", state="failing"))
+    store.record_result(ids[("health", "api")], result(at=T0 + timedelta(seconds=2)))
+    assert store.update_incident("production") is None
+    # back in the config: watched again
+    register(store, "production", ("health", "api", 30), ("health", "old", 30))
+    assert [c.name for c in store.latest()] == ["api", "old"]
 
 
 def test_a_shorter_interval_brings_the_next_run_closer(store):

@@ -186,6 +186,31 @@ def test_an_expired_certificate_is_a_tls_failure(tmp_path: Path) -> None:
         tls.stop()
 
 
+def test_verify_tls_false_accepts_a_self_signed_certificate_in_the_same_round(tmp_path: Path) -> None:
+    cert, key = make_certificate(tmp_path, 2)
+    tls = start(tls=(str(cert), str(key)))
+    try:
+        strict = health(tls.url("/ok"))
+        lenient = health(tls.url("/ok"), verify_tls=False).model_copy(update={"name": "lenient"})
+        results = asyncio.run(run_http_checks([strict, lenient], concurrency=2))
+        assert results[0].state == "failing" and results[0].reason.startswith("TLS: ")
+        assert (results[1].state, results[1].reason) == ("ok", None)
+    finally:
+        tls.stop()
+
+
+def test_many_connections_are_spread_over_small_pools_and_reused() -> None:
+    s = start()
+    try:
+        checks = [health(s.url(f"/slow?ms=20&i={i}")).model_copy(update={"name": f"h{i}"}) for i in range(60)]
+        results = asyncio.run(run_http_checks(checks, concurrency=20))  # 3 pools of 7
+        assert all(r.state == "ok" for r in results)
+        assert s.state.max_inflight <= 20
+        assert len(s.state.connections) <= 21
+    finally:
+        s.stop()
+
+
 def test_certificate_expiration_is_measured_on_a_valid_certificate(tmp_path: Path) -> None:
     cert, key = make_certificate(tmp_path, 2)
     tls = start(tls=(str(cert), str(key)))
@@ -308,3 +333,31 @@ def test_one_bad_endpoint_does_not_hold_the_others(server: Server) -> None:
               health(server.url("/ok")).model_copy(update={"name": "ok"})]
     results = asyncio.run(run_http_checks(checks, concurrency=2))
     assert [(r.name, r.state) for r in results] == [("hang", "failing"), ("trickle", "failing"), ("ok", "ok")]
+
+
+def test_a_resident_checker_keeps_its_connections_between_rounds() -> None:
+    from checks.monitor.http_checks import HttpChecker
+
+    s = start()
+    try:
+        checks = [health(s.url(f"/ok?i={i}")).model_copy(update={"name": f"h{i}"}) for i in range(12)]
+
+        async def two_rounds() -> list[list[CheckResult]]:
+            async with HttpChecker(concurrency=3) as checker:
+                return [await checker.run(checks), await checker.run(checks)]
+        first, second = asyncio.run(two_rounds())
+        assert all(r.state == "ok" for r in first + second)
+        assert len(s.state.connections) <= 3  # 24 requests, the second round on the first's connections
+    finally:
+        s.stop()
+
+
+def test_checks_never_share_cookies(server: Server) -> None:
+    async def go() -> list[dict[str, str]]:
+        async with make_client(concurrency=2) as client:
+            first = await client.get(server.url("/echo"), headers={"X-Set": "1"})
+            client.cookies.set("session", "leaked")  # even one set by hand is not sent
+            second = await client.get(server.url("/echo"))
+            return [first.json()["headers"], second.json()["headers"]]
+    for headers in asyncio.run(go()):
+        assert "Cookie" not in headers

@@ -193,9 +193,16 @@ class _View:
             for k, line in enumerate(s.sql.splitlines()):
                 self.w(f"  {str(self.number[id(s)]) + '.' if k == 0 else '':>4} {line}")
             previous = s
-        if plan.unfixable:
+        # indexes the schema cannot express have no fix on purpose (see checks.diff.expressible)
+        kept = [f for f in plan.unfixable if f.kind in ("extra_index", "index") and f.severity == "info"]
+        others = [f for f in plan.unfixable if f not in kept]
+        if kept:
             self.w("")
-            self.w("No automatic fix for: " + ", ".join(describe_finding(f) for f in plan.unfixable))
+            self.w("Kept (not expressible in the Prisma schema; --drop-index NAME drops one): "
+                   + ", ".join(describe_finding(f) for f in kept))
+        if others:
+            self.w("")
+            self.w("No automatic fix for: " + ", ".join(describe_finding(f) for f in others))
 
     # --- rehearsal
 

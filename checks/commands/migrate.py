@@ -373,7 +373,22 @@ def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     from checks.replay import advice, migrate_diff
 
-    result = migrate_diff(args.migrations, args.schema, shadow_url=args.shadow_database_url)
+    progress = None
+    if hasattr(err, "isatty") and err.isatty():  # a long history takes a while: say where it is
+        count = [0]
+
+        def progress(event: str, name: str, detail: Any) -> None:
+            if event == "applying":
+                count[0] += 1
+                err.write(f"\rreplaying {count[0]}: {name[:60]:<60}")
+                err.flush()
+
+    try:
+        result = migrate_diff(args.migrations, args.schema, shadow_url=args.shadow_database_url,
+                              on_progress=progress)
+    finally:
+        if progress is not None:
+            err.write("\r" + " " * 80 + "\r")
     if args.format == "json":
         json.dump(result.to_json(args.strict), out, indent=2, ensure_ascii=False)
         out.write("\n")

@@ -6,6 +6,17 @@
         with timed_action(store, "fix", database=url) as action:
             ...
 
+Monitoring (what the poller writes, the dashboard and the report read; see store.py):
+
+    ids = store.register_checks("production", [CheckSpec("health", "api", 30)])
+    store.record_result(ids[("health", "api")], result, failure_threshold=2)   # -> Recorded
+    store.latest("production")                       # every check now, with its age
+    store.series(target_id, since=now - 24h)          # hourly points: roll-ups + raw
+    store.uptime(since=…, environment="production")   # summed in SQL
+    store.flips("production", since=…, until=…)       # state changes (and deployments), with reasons
+    store.incidents("production", since=…, until=…)   # opened on failing, closed on ok
+    store.list_actions(environment="production", since=…, until=…)
+
 Modules: `records` (dataclasses and pure rules, no SQLAlchemy), `timed` (timed_action),
 `tables` (the current schema), `migrations` (its ordered history), `store` (HistoryStore).
 Importing this package does not import SQLAlchemy; `HistoryStore` loads it on first use.

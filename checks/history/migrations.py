@@ -335,6 +335,22 @@ def _v3_environments(conn: Connection) -> None:
     Index(None, actions.c.environment, actions.c.started_at).create(conn)
 
 
+def _v4_flip_detail(conn: Connection) -> None:
+    """Flips keep the result that caused them (`detail`): the findings when drift turned
+    failing, the deployment that went out. Raw results are pruned after 7 days; flips are the
+    record, so the report's evidence and the deployment timeline outlive them.
+    Targets get `retired_at`: a check removed from the config keeps its history but no longer
+    counts in its environment's state (nor keeps an incident open)."""
+    json_kind = _json().compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE {_qualified(conn, 'flips')} ADD COLUMN detail {json_kind}"))
+    time_kind = _TIME.compile(dialect=conn.dialect)
+    conn.execute(text(f"ALTER TABLE {_qualified(conn, 'targets')} ADD COLUMN retired_at {time_kind}"))
+
+
+def _qualified(conn: Connection, table: str) -> str:
+    return f"{PG_SCHEMA}.{table}" if conn.dialect.name == "postgresql" else table
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -347,6 +363,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(2, "monitoring: targets, observations, flips, incidents", _v2_monitoring),
     Migration(3, "monitoring per environment: five states, reasons, current state and leases, "
                  "hourly roll-ups, incidents per environment", _v3_environments),
+    Migration(4, "flips keep the result that caused them; checks removed from the config are retired",
+              _v4_flip_detail),
 )
 LATEST = MIGRATIONS[-1].version
 

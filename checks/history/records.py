@@ -247,9 +247,11 @@ class SeriesPoint:
 
 @dataclass(frozen=True)
 class Flip:
-    """A state change of a check, with the reason of the result that caused it; incident
-    timelines and the report's timeline are built from these. `from_state` is None for a
-    check's first result."""
+    """A state change of a check, with the reason and detail of the result that caused it;
+    incident timelines and the report's timeline are built from these. `from_state` is None
+    for a check's first result. A deployment check also flips when a new deployment (or a
+    new status of it) is seen while its state stays the same: `from_state == to_state`
+    then, and `reason` says which deployment — the deployment timeline."""
 
     target_id: int
     environment: str
@@ -260,6 +262,7 @@ class Flip:
     to_state: str
     reason: str | None
     id: int | None = None
+    detail: dict[str, Any] | None = None  # the result that caused it (findings, the deployment)
 
 
 @dataclass(frozen=True)

@@ -400,7 +400,7 @@ class HistoryStore:
                     environment=environment, kind=spec.kind, name=spec.name,
                     config=scrub_json(spec.config), created_at=at))
             rows = conn.execute(
-                select(targets.c.id, targets.c.kind, targets.c.name, targets.c.config,
+                select(targets.c.id, targets.c.kind, targets.c.name, targets.c.config, targets.c.retired_at,
                        target_state.c.interval_s, target_state.c.due_at, target_state.c.target_id.label("has_state"))
                 .outerjoin(target_state, target_state.c.target_id == targets.c.id)
                 .where(targets.c.environment == environment)
@@ -428,19 +428,25 @@ class HistoryStore:
                 if row.interval_s != spec.interval_s or row.due_at != new_due:
                     conn.execute(update(target_state).where(target_state.c.target_id == row.id)
                                  .values(interval_s=spec.interval_s, due_at=new_due))
+            back = [r.id for key, r in by_key.items() if key in ids and r.retired_at is not None]
+            if back:
+                conn.execute(update(targets).where(targets.c.id.in_(back)).values(retired_at=None))
             if retire_others:
-                # Checks gone from the config keep their history but are no longer scheduled.
-                gone = [r.id for key, r in by_key.items() if key not in ids and r.has_state is not None]
+                # Checks gone from the config keep their history but are no longer watched.
+                gone = [r.id for key, r in by_key.items() if key not in ids and r.retired_at is None]
                 if gone:
+                    conn.execute(update(targets).where(targets.c.id.in_(gone)).values(retired_at=at))
                     conn.execute(update(target_state).where(target_state.c.target_id.in_(gone))
                                  .values(due_at=None))
         return ids
 
-    def targets(self, environment: str | None = None) -> list[Target]:
+    def targets(self, environment: str | None = None, *, include_retired: bool = False) -> list[Target]:
         """Every check known to the store (of one environment), by environment, kind, name."""
         query = select(targets).order_by(targets.c.environment, targets.c.kind, targets.c.name)
         if environment is not None:
             query = query.where(targets.c.environment == environment)
+        if not include_retired:
+            query = query.where(targets.c.retired_at.is_(None))
         with self._read("list targets") as conn:
             return [Target(r.id, r.environment, r.kind, r.name, r.config or {}, r.created_at)
                     for r in conn.execute(query)]
@@ -461,13 +467,15 @@ class HistoryStore:
         killed after claiming loses nothing but that one run: the check is due again one
         interval later, for whichever poller comes first. (On SQLite the write transaction
         itself serializes claims.)
+
+        Without `now`, PostgreSQL's clock decides (all pollers share it, so a poller whose
+        clock runs ahead cannot take a check early); SQLite's pollers share one host's clock.
         """
-        at = as_utc(now) if now is not None else utcnow()
         query = (
             select(target_state.c.target_id, target_state.c.interval_s, target_state.c.due_at,
                    targets.c.environment, targets.c.kind, targets.c.name)
             .join(targets, targets.c.id == target_state.c.target_id)
-            .where(target_state.c.due_at.is_not(None), target_state.c.due_at <= at)
+            .where(target_state.c.due_at.is_not(None), targets.c.retired_at.is_(None))
             .order_by(target_state.c.due_at, target_state.c.target_id)
             .limit(limit)
             .with_for_update(skip_locked=True, of=target_state)
@@ -475,6 +483,13 @@ class HistoryStore:
         if environments is not None:
             query = query.where(targets.c.environment.in_(list(environments)))
         with self._write("claim due checks") as conn:
+            if now is not None:
+                at = as_utc(now)
+            elif conn.dialect.name == "postgresql":
+                at = _utc(conn.execute(select(func.now())).scalar_one())
+            else:
+                at = utcnow()
+            query = query.where(target_state.c.due_at <= at)
             rows = conn.execute(query).all()
             if rows:
                 conn.execute(
@@ -531,21 +546,29 @@ class HistoryStore:
                           checked_at=at, latency_ms=result.latency_ms, detail=detail)
             conn.execute(update(target_state).where(target_state.c.target_id == target_id).values(**values))
             flip = None
-            if is_flip(previous, status):
+            reason = status.reason
+            deployed = row.kind == "deployment" and _new_deployment(row.detail, detail)
+            if is_flip(previous, status) or deployed:
+                if deployed and status.state == "ok":
+                    reason = _deployment_line(detail or {})
+                from_state = previous.state if previous else None
                 flip_id = conn.execute(insert(flips).values(
-                    target_id=target_id, at=at, from_state=previous.state if previous else None,
-                    to_state=status.state, reason=status.reason)).inserted_primary_key[0]
-                flip = Flip(target_id, row.environment, row.kind, row.name, at,
-                            previous.state if previous else None, status.state, status.reason, int(flip_id))
+                    target_id=target_id, at=at, from_state=from_state, to_state=status.state, reason=reason,
+                    detail=detail)).inserted_primary_key[0]
+                flip = Flip(target_id, row.environment, row.kind, row.name, at, from_state, status.state, reason,
+                            int(flip_id), detail)
             now_row = {**row._mapping, **values}
         return Recorded(_check_state(now_row), flip)
 
-    def latest(self, environment: str | None = None) -> list[CheckState]:
+    def latest(self, environment: str | None = None, *, include_retired: bool = False) -> list[CheckState]:
         """Every check now (of one environment): state, reason, since, newest result and its
         time — one indexed read of the state rows, however long the history. Sorted by
-        environment, kind (as in KINDS), name; the age is `CheckState.age_s(now)`."""
+        environment, kind (as in KINDS), name; the age is `CheckState.age_s(now)`. Checks
+        removed from the config (retired) only with `include_retired`."""
         query = (select(target_state, targets.c.environment, targets.c.kind, targets.c.name)
                  .join(targets, targets.c.id == target_state.c.target_id))
+        if not include_retired:
+            query = query.where(targets.c.retired_at.is_(None))
         if environment is not None:
             query = query.where(targets.c.environment == environment)
         with self._read("read the latest states") as conn:
@@ -576,7 +599,7 @@ class HistoryStore:
                 select(targets.c.kind, targets.c.name, target_state.c.state, target_state.c.reason,
                        target_state.c.since)
                 .join(targets, targets.c.id == target_state.c.target_id)
-                .where(targets.c.environment == environment)
+                .where(targets.c.environment == environment, targets.c.retired_at.is_(None))
                 .order_by(targets.c.kind, targets.c.name)
             ).all()
             state = environment_state(c.state for c in checks)
@@ -669,7 +692,7 @@ class HistoryStore:
         query = query.order_by(flips.c.at, flips.c.id)
         with self._read("read flips") as conn:
             return [Flip(r.target_id, r.environment, r.kind, r.name, r.at, r.from_state, r.to_state,
-                         r.reason, r.id) for r in conn.execute(query)]
+                         r.reason, r.id, r.detail) for r in conn.execute(query)]
 
     def iter_observations(self, target_id: int, *, since: datetime | None = None,
                           until: datetime | None = None, batch: int = 1000) -> Iterator[Observation]:
@@ -699,12 +722,15 @@ class HistoryStore:
         end = as_utc(until) if until is not None else utcnow()
         start = _hour(as_utc(since))
         with self._read("read a series") as conn:
+            # The store-wide roll-up watermark rides along (one round trip fewer on PostgreSQL).
+            newest = select(func.max(rollups.c.hour)).scalar_subquery()
             rolled = conn.execute(
-                select(rollups).where(rollups.c.target_id == target_id, rollups.c.hour >= start,
-                                      rollups.c.hour < end).order_by(rollups.c.hour)
+                select(rollups, newest.label("newest")).where(
+                    rollups.c.target_id == target_id, rollups.c.hour >= start, rollups.c.hour < end
+                ).order_by(rollups.c.hour)
             ).all()
             raw_from = _utc(rolled[-1].hour) + HOUR if rolled else start
-            watermark = self._rolled_until(conn)
+            watermark = _utc(rolled[0].newest) + HOUR if rolled else self._rolled_until(conn)
             if watermark is not None:
                 raw_from = max(raw_from, min(watermark, _hour(end)))
             raw = conn.execute(
@@ -988,6 +1014,24 @@ def _rollup_insert(hour: datetime) -> Any:
     return insert(rollups).from_select(
         ["target_id", "hour", "count", "ok_count", "failing_count", "latency_avg", "latency_p95", "latency_max"],
         source)
+
+
+_DEPLOYMENT_KEYS = ("deployment_uuid", "deployment_commit", "commit", "status")
+
+
+def _new_deployment(before: dict[str, Any] | None, after: dict[str, Any] | None) -> bool:
+    """Whether a deployment result shows another deployment, commit or status than the last."""
+    if not after or not any(after.get(k) for k in _DEPLOYMENT_KEYS):
+        return False
+    before = before or {}
+    return any(before.get(k) != after.get(k) for k in _DEPLOYMENT_KEYS)
+
+
+def _deployment_line(detail: dict[str, Any]) -> str:
+    """`deployment 9f2c… of cbf49b4 finished`: a deployment timeline entry."""
+    commit = str(detail.get("deployment_commit") or detail.get("commit") or "an unknown commit")[:7]
+    uuid = detail.get("deployment_uuid")
+    return f"deployment {uuid + ' ' if uuid else ''}of {commit} {detail.get('status') or 'seen'}"
 
 
 def _incident_title(environment: str, failing: list[dict[str, Any]]) -> str:

@@ -128,6 +128,7 @@ targets = Table(
     Column("name", Text, nullable=False),
     Column("config", json_type(), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("retired_at", UTCDateTime),  # removed from the config: history kept, no longer watched
     UniqueConstraint("environment", "kind", "name"),
 )
 
@@ -188,6 +189,7 @@ flips = Table(
     Column("from_state", String(16)),
     Column("to_state", String(16), nullable=False),
     Column("reason", Text),
+    Column("detail", json_type()),
     Index(None, "target_id", "at"),
     Index(None, "at"),
 )

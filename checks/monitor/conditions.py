@@ -39,7 +39,7 @@ _PATH_PART = re.compile(r"\.([^\s.\[\]()=<>!]+)|\[(\d+)\]")
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
 _SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
-_MISSING = object()
+MISSING = object()
 
 
 class ConditionError(ValueError):
@@ -108,7 +108,7 @@ class Condition:
             seen = self._value(obs)
         except _NotJson:
             return Outcome(False, f"{self.source}: body is not JSON", "not_json")
-        if seen is _MISSING and self.func != "has":
+        if seen is MISSING and self.func != "has":
             where = "[BODY]" + _path_text(self.path)
             return Outcome(False, f"{self.source}: got nothing ({where} is not in the body)", kind)
         if seen is None and self.placeholder == "CERTIFICATE_EXPIRATION":
@@ -130,17 +130,17 @@ class Condition:
         elif name == "CONNECTED":
             value = obs.connected
         elif not self.path:
-            value = obs.body.decode("utf-8", "replace") if obs.body else _MISSING
+            value = obs.body.decode("utf-8", "replace") if obs.body else MISSING
         else:
             try:
-                value = _walk(obs.json(), self.path)
+                value = walk_path(obs.json(), self.path)
             except ValueError:
                 raise _NotJson() from None
         if self.func == "has":
-            return value is not _MISSING and value is not None
+            return value is not MISSING and value is not None
         if self.func == "len":
-            if value is _MISSING:
-                return _MISSING
+            if value is MISSING:
+                return MISSING
             if isinstance(value, (str, list, dict)):
                 return len(value)
             return len(_text(value))
@@ -282,15 +282,16 @@ def _split_args(text: str) -> list[str]:
     return out
 
 
-def _walk(value: Any, path: tuple[str | int, ...]) -> Any:
+def walk_path(value: Any, path: tuple[str | int, ...]) -> Any:
+    """The value at a [BODY] path (`("data", 0, "id")`) in parsed JSON, or MISSING."""
     for part in path:
         if isinstance(part, int):
             if not isinstance(value, list) or part >= len(value):
-                return _MISSING
+                return MISSING
             value = value[part]
         else:
             if not isinstance(value, dict) or part not in value:
-                return _MISSING
+                return MISSING
             value = value[part]
     return value
 
@@ -304,7 +305,7 @@ def _text(value: Any) -> str:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if value is None or value is _MISSING:
+    if value is None or value is MISSING:
         return "null" if value is None else ""
     if isinstance(value, (int, float)):
         return str(value)
@@ -312,7 +313,7 @@ def _text(value: Any) -> str:
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or value is None or value is _MISSING:
+    if isinstance(value, bool) or value is None or value is MISSING:
         return None
     if isinstance(value, (int, float)):
         return value

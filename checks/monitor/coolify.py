@@ -60,7 +60,8 @@ DETAIL_KEYS = (
 
 TERMINAL = ("finished", "failed", "cancelled-by-user")
 ACTIVE = ("queued", "in_progress")
-TAKE = 20  # newest deployments read; enough to find the deployed one behind a few failures/previews
+TAKE = 20  # newest deployments read at once; enough to find the deployed one behind a few failures
+MAX_SCAN = 100  # older pages are read until the deployed commit is found, up to this many rows
 MAX_BODY = 4 * 1024 * 1024  # a deployment list is a few KB; anything this big is not Coolify
 DEFAULT_DEADLINE_S = 10.0
 
@@ -171,6 +172,7 @@ async def check_deployment(
         rows = _deployment_rows(deployments_body)
     except _Failed as exc:
         return result("error", exc.reason)
+    rows = await _older_pages(client, api, uuid, rows, deployments_body, take, started + deadline_s)
     if not isinstance(app_body, Mapping):
         return result("error", f"Coolify at {api.shown} answered application {application} with JSON that is "
                                f"not an object")
@@ -352,6 +354,31 @@ def deployed_commit(rows: list[Mapping[str, Any]]) -> Mapping[str, Any] | None:
         if row.get("status") == "finished" and not _is_preview(row) and is_sha(row.get("commit")):
             return row
     return None
+
+
+async def _older_pages(client: httpx.AsyncClient, api: _Api, uuid: str, rows: list[Mapping[str, Any]], body: Any,
+                       take: int, deadline: float) -> list[Mapping[str, Any]]:
+    """Read older pages while the deployed commit is not among the rows (a run of failed or
+    preview deployments can push it off the first page), up to MAX_SCAN rows in all. Best
+    effort: a page that cannot be read ends the search, and the result says what was found."""
+    total = body.get("count") if isinstance(body, Mapping) else None
+    while (deployed_commit([r for r in rows if not _is_preview(r)]) is None and isinstance(total, int)
+           and len(rows) < min(total, MAX_SCAN) and len(rows) % take == 0 and rows):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0.05:
+            break
+        try:
+            more = await asyncio.wait_for(
+                _get_json(client, api, f"/api/v1/deployments/applications/{uuid}",
+                          {"skip": str(len(rows)), "take": str(take)}, what="older deployments"),
+                timeout=remaining)
+            page = _deployment_rows(more)
+        except (_Failed, asyncio.TimeoutError):
+            break
+        if not page:
+            break
+        rows = rows + page
+    return rows
 
 
 def _ended_at(row: Mapping[str, Any]) -> str | None:

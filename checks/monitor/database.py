@@ -116,7 +116,8 @@ def check_database(
         origin: dict[str, Any] = {"schema_commit": source.commit, "schema_source": "git", "schema_ref": source.ref,
                                   "requested_commit": source.requested_commit,
                                   "fallback_reason": source.fallback_reason, "schema": source.schema_in_repo,
-                                  "migrations_path": source.migrations_in_repo}
+                                  "migrations_path": str(migrations) if migrations is not None
+                                  else source.migrations_in_repo}
         label = f"the schema of {source.short}"
         if source.ref is not None:
             label = f"the schema of {source.ref} ({source.short}), not of the deployed commit"

@@ -35,6 +35,11 @@ _MARK = {"ok": ":large_green_circle:", "warning": ":large_yellow_circle:", "fail
 def change_message(change: Any, dashboard_url: str | None = None) -> dict[str, Any]:
     """The webhook payload for one check's state change."""
     what = change.kind if change.name == change.kind else f"{change.kind} {change.name!r}"
+    if change.from_state == change.to_state:  # a new deployment, its state unchanged
+        text = f":rocket: *{change.environment}*: {change.reason or what}"
+        if dashboard_url:
+            text += f" · <{dashboard_url}|open the dashboard>"
+        return {"text": text, "username": "driftwatch"}
     text = (f"{_MARK.get(change.to_state, '')} *{change.environment}*: {what} "
             f"{change.from_state or 'new'} → *{change.to_state}*")
     if change.reason:

@@ -264,8 +264,8 @@ class Poller:
             self._say(f"{inc.incident.environment}: incident {inc.incident.id} {inc.action}: {inc.incident.title}")
         if self.notifier is not None:
             for change in changes:
-                if change.from_state is not None:  # a check's first result is not news
-                    self.notifier.notify_change(change)
+                if change.from_state is not None or change.to_state not in ("ok", "unknown"):
+                    self.notifier.notify_change(change)  # a new check that works is not news
             for inc in incidents:
                 self.notifier.notify_incident(inc)
 

@@ -108,15 +108,13 @@ def database_probe(env: Any, commit: str | None, no_commit_reason: str | None = 
                    ) -> tuple[CheckResult, CheckResult]:
     """The drift and migrations results of one environment's database, against the schema of
     `commit` when the environment reads its schema from git (else its local files)."""
-    from .database import check_database
+    from .database import check_database, check_database_at_commit
 
     if env.git is not None:
-        from .gitsource import source_at_commit
-
         git = env.git
-        source = source_at_commit(git.repo, commit=commit, ref=git.ref, schema=git.schema_path,
-                                  migrations=git.migrations, fetch=git.fetch, no_commit_reason=no_commit_reason)
-        return check_database(env.database_url, source)
+        return check_database_at_commit(env.database_url, repo=git.repo, commit=commit, ref=git.ref,
+                                        schema=git.schema_path, migrations=git.migrations, fetch=git.fetch,
+                                        no_commit_reason=no_commit_reason)
     return check_database(env.database_url, env.schema_path, env.migrations)
 
 
