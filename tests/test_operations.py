@@ -342,3 +342,16 @@ def test_the_dashboard_acts_through_the_operations_as_the_signed_in_user(inciden
     assert after.report.in_sync() and after.advice.state == "in_sync"
     [row] = actions()
     assert (row.kind, row.actor, row.environment, row.outcome) == ("deploy", "ana@example.com", "demo", "applied")
+
+
+def test_the_pollers_migrations_result_carries_the_same_next_step(incident_db):
+    from checks.monitor.database import check_database as probe
+
+    _, migrations = probe(incident_db, str(SAMPLE_SCHEMA), str(SAMPLE_MIGRATIONS))
+    assert migrations.detail["next_step"]["state"] == "pending"
+    assert migrations.detail["next_step"]["steps"][0]["command"] == f"driftwatch migrate deploy --migrations {DIR}"
+    book = load_runbook(SAMPLE_APP / "runbooks", RUNBOOK)
+    assert run_runbook(incident_db, SAMPLE_SCHEMA, book, apply=True).error is None
+    _, migrations = probe(incident_db, str(SAMPLE_SCHEMA), str(SAMPLE_MIGRATIONS))
+    assert migrations.detail["next_step"]["state"] == "pending_collides"
+    assert "finish the job with fix" in migrations.reason and "driftwatch fix" in migrations.reason
