@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .operations import Caller, NextSteps
 
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
+EXIT_PIPE = 141  # as a shell reports a writer killed by SIGPIPE
 DEFAULT_SCHEMA = os.path.join("prisma", "schema.prisma")
 
 
@@ -221,6 +222,9 @@ def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
     except KeyboardInterrupt:
         err.write("driftwatch: interrupted\n")
         return 130
+    except BrokenPipeError:  # `driftwatch audit --format json | head`: the reader had enough
+        _silence_stdout()
+        return EXIT_PIPE
     except Exception as exc:  # a bug: still one line, still no secret, unless asked
         if os.environ.get("DRIFTWATCH_DEBUG"):
             raise
@@ -232,4 +236,20 @@ def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
 
 
 def main() -> None:
-    sys.exit(run(sys.argv[1:]))
+    code = run(sys.argv[1:])
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # what was left in the buffer when the reader closed the pipe
+        _silence_stdout()
+        code = EXIT_PIPE
+    sys.exit(code)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit finds no broken pipe
+    (and prints no "Exception ignored" about it)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
