@@ -145,6 +145,16 @@ Name = Annotated[str, Field(min_length=1)]
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_internal_keys(cls, data: Any) -> Any:
+        """Fields filled in after loading (problems, secrets, path…) are not keys of the file."""
+        if isinstance(data, dict):
+            for name, info in cls.model_fields.items():
+                if info.exclude and (info.alias or name) in data:
+                    raise _KeyedError(info.alias or name, "unknown key")
+        return data
+
 
 class _Check(_Model):
     # Filled in after validation, never from the file (`exclude` keeps them out of dumps):
@@ -413,9 +423,9 @@ def parse_config(text: str, *, label: str = DEFAULT_FILE, base: Path | None = No
         environments[name] = _resolve_environment(name, env_raw, written.environments[name], resolver,
                                                   base, label, warnings)
     warnings.extend(_literal_secret_warnings(raw, label))
-    return Config(path=path, concurrency=written.concurrency, defaults=written.defaults, store=store,
-                  notify=notify, environments=environments, warnings=tuple(warnings),
-                  problems=tuple(top_problems))
+    config = Config(concurrency=written.concurrency, defaults=written.defaults, store=store, notify=notify,
+                    environments=environments)
+    return config.model_copy(update={"path": path, "warnings": tuple(warnings), "problems": tuple(top_problems)})
 
 
 def _inherit_defaults(raw: dict[str, Any]) -> dict[str, Any]:

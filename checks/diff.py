@@ -207,7 +207,7 @@ def _diff_nullable(want: Table, col: Column, live: Column, add: Callable[[Findin
         # with one NOT NULL makes no write fail; without one, a create that omits it fails.
         if live.default is None:
             add(_f("column_nullable", CRITICAL, want.schema, name, **where, expected="NULL", actual="NOT NULL",
-                   message=f"list column {name}.{col.name} is NOT NULL without a default: creating a {want.model} "
+                   message=f"list column {name}.{col.name} is NOT NULL without a default: a {want.model} create "
                            f"without {col.model_field or col.name} fails (Prisma sends no value for an omitted "
                            f"list); updates and reads work", fix=ddl.drop_not_null_fix(want, col)))
     elif col.nullable:

@@ -517,7 +517,7 @@ def _conversion_or_replacement(expected: Catalog, actual: Catalog, f: Finding, p
     every live value converts (or that cannot be told: the rehearsal will), else Prisma's
     drop-and-add of the column. None: the finding's fix as it is. `converts` keeps the
     answer for the classifier."""
-    from .ddl import conversion_cast, needs_using, replace_column_fix
+    from .ddl import add_foreign_key_fix, conversion_cast, create_index_fix, needs_using, replace_column_fix
 
     want, live = expected.table(f.schema, f.table or ""), actual.table(f.schema, f.table or "")
     col = want.column(f.column) if want and f.column else None
@@ -528,7 +528,11 @@ def _conversion_or_replacement(expected: Catalog, actual: Catalog, f: Finding, p
     ok = True if n == 0 else probe.converts(f.schema, f.table, f.column, conversion_cast(col, have))
     converts[(f.schema, f.table, f.column)] = ok
     if ok is False:
-        return replace_column_fix(want, col, have)
+        # DROP COLUMN takes the column's indexes and foreign keys with it: re-create the schema's
+        return (replace_column_fix(want, col, have)
+                + tuple(st for i in want.indexes if any(c.name == col.name for c in i.columns)
+                        for st in create_index_fix(want, i))
+                + tuple(st for k in want.foreign_keys if col.name in k.columns for st in add_foreign_key_fix(want, k)))
     return None
 
 
@@ -587,6 +591,12 @@ def _keep_units_together(drafts: list[_Draft]) -> None:
                 m = mates[0]
                 d.safety = DESTRUCTIVE
                 d.reason = f"runs only together with statement {number[id(m)]} ({m.reason})"
+
+
+def _mentions(expression: str, column: str | None) -> bool:
+    """Whether an index expression (PostgreSQL's deparse) names the column, bare or quoted."""
+    return column is not None and re.search(rf'(?<![\w"]){re.escape(column)}(?![\w"])|"{re.escape(column)}"',
+                                            expression) is not None
 
 
 def _count_text(n: int, one: str, many: str | None = None) -> str:
@@ -651,8 +661,13 @@ class _Classifier:
             lost = ("every row holding a value loses it" if n is None else
                     "no row holds a value" if n == 0 else
                     f"{_count_text(n, 'row')} {_verb(n, 'loses its', 'lose their')} value")
+            live, want = self._live(f), self._want(f)
+            wanted = {i.name for i in want.indexes} if want else set()
+            gone = [i.name for i in (live.indexes if live else ()) if i.name not in wanted
+                    and any(c.name == f.column or (c.expression and _mentions(c.name, f.column)) for c in i.columns)]
+            also = f"; it also drops index {', '.join(gone)}, which the schema does not declare" if gone else ""
             return DESTRUCTIVE, (f"drops and re-adds {f.table}.{f.column} as {f.expected}: not every value converts "
-                                 f"from {f.actual}, so {lost}")
+                                 f"from {f.actual}, so {lost}{also}")
         data = ("the values it holds" if n is None else
                 "no values (all NULL)" if n == 0 else _count_text(n, "non-NULL value"))
         return DESTRUCTIVE, f"drops column {f.table}.{f.column} with {data}"

@@ -160,6 +160,9 @@ def test_a_missing_file_says_how_to_name_one(tmp_path: Path) -> None:
      "driftwatch.toml: environments.p.git: set either schema (a local file) or [git] (the schema at the deployed commit), not both"),
     ('[environments."my env"]\ninterval_s = -1\n', 'driftwatch.toml: environments."my env".interval_s: must be greater than 0'),
     ("concurrency = 3\n", "driftwatch.toml: environments: required"),
+    ('[environments.p]\n[[environments.p.health]]\nname = "a"\nurl = "https://x/h"\nsecrets = ["x"]\n',
+     "driftwatch.toml: environments.p.health[0].secrets: unknown key"),
+    ('[environments.p]\nproblems = []\n', "driftwatch.toml: environments.p.problems: unknown key"),
 ])
 def test_an_error_is_one_line_naming_the_file_and_key_path(text: str, problem: str) -> None:
     assert problems_of(text) == [problem]

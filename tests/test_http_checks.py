@@ -361,3 +361,68 @@ def test_checks_never_share_cookies(server: Server) -> None:
             return [first.json()["headers"], second.json()["headers"]]
     for headers in asyncio.run(go()):
         assert "Cookie" not in headers
+
+
+def test_a_smoke_check_stops_at_its_deadline_but_still_cleans_up(server: Server) -> None:
+    config = parse_config(f'''
+[environments.p]
+[[environments.p.smoke]]
+name = "slow flow"
+timeout_s = 0.5
+[[environments.p.smoke.steps]]
+method = "POST"
+url = "{server.url('/api/projects')}"
+conditions = ["[STATUS] == 201"]
+capture = {{ project_id = "[BODY].id" }}
+[[environments.p.smoke.steps]]
+url = "{server.url('/hang')}"
+[[environments.p.smoke.steps]]
+url = "{server.url('/ok')}"
+[[environments.p.smoke.steps]]
+method = "DELETE"
+url = "{server.url('/api/projects/{project_id}')}"
+always = true
+''')
+    deleted_before = len(server.state.deleted)
+    result = smoke_result(config.environments["p"].smoke[0])
+    assert result.state == "failing"
+    assert result.reason.startswith("step 2 GET …/hang: timeout: no response within 0.")
+    assert [s["state"] for s in result.detail["steps"]] == ["ok", "failing", "skipped", "ok"]
+    assert len(server.state.deleted) == deleted_before + 1
+
+
+# --- the shipped example against the sample app's backend ----------------------------------
+
+def test_the_example_config_sees_the_incident_and_its_end(incident_db: str) -> None:
+    """examples/avatar-studio/driftwatch.toml against the sample backend on the incident's
+    database: /health is ok while creating a project fails with 400; once the pending
+    migration is applied, the smoke check creates and deletes a project."""
+    import psycopg
+
+    from checks.config import load_config
+    from examples.services.avatar_backend import AvatarBackend
+
+    root = Path(__file__).resolve().parent.parent
+    token = "sk-EXAMPLE-PLANTED-TOKEN-42"
+    with AvatarBackend(incident_db, token) as backend:
+        environ = {"DATABASE_URL": incident_db, "COOLIFY_URL": "http://127.0.0.1:9", "COOLIFY_TOKEN": "unused",
+                   "AVATAR_API_URL": backend.url, "AVATAR_API_TOKEN": token}
+        env = load_config(root / "examples" / "avatar-studio" / "driftwatch.toml", environ=environ).environments[
+            "production"]
+        health, smoke = asyncio.run(run_http_checks([*env.health, *env.smoke], concurrency=4))
+        assert (health.state, health.detail) == ("ok", {"status_code": 200})
+        assert smoke.state == "failing"
+        assert smoke.reason == "step 1 POST …/projects: [STATUS] == 201: got 400"
+        assert "avatar_projects" in smoke.detail["steps"][0]["excerpt"]
+        assert smoke.detail["steps"][1]["state"] == "skipped"
+        assert token not in json.dumps(smoke.to_json())
+
+        migrations = sorted(p for p in (root / "examples" / "avatar-studio" / "prisma" / "migrations").iterdir()
+                            if p.is_dir())
+        with psycopg.connect(incident_db, autocommit=True) as conn:
+            conn.execute((migrations[1] / "migration.sql").read_text())
+        (smoke,) = asyncio.run(run_http_checks(env.smoke, concurrency=4))
+        assert (smoke.state, smoke.reason) == ("ok", None)
+        assert [s["status_code"] for s in smoke.detail["steps"]] == [201, 200]
+        with psycopg.connect(incident_db) as conn:
+            assert conn.execute("SELECT count(*) FROM avatar_projects").fetchone() == (0,)

@@ -769,14 +769,17 @@ class HistoryStore:
         with self._read("count results") as conn:
             watermark = self._rolled_until(conn)
             rolled_to = first_hour if watermark is None else max(first_hour, min(watermark, _hour(hi)))
-            wanted = select(targets.c.id).where(targets.c.environment == environment) if environment else None
+            if environment is not None:
+                # The environment's ids as a list: each check's rows are then read through the
+                # (target_id, time) index instead of every check's rows in the time range.
+                in_env = list(conn.execute(select(targets.c.id).where(targets.c.environment == environment))
+                              .scalars())
+                ids = in_env if ids is None else [i for i in ids if i in set(in_env)]
+                if not ids:
+                    return {}
 
             def scoped(query, column):  # type: ignore[no-untyped-def]
-                if wanted is not None:
-                    query = query.where(column.in_(wanted))
-                if ids is not None:
-                    query = query.where(column.in_(ids))
-                return query
+                return query if ids is None else query.where(column.in_(ids))
 
             total: dict[int, list[int]] = {}
             if rolled_to > first_hour:

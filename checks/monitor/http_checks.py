@@ -20,12 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import http.cookiejar
-import importlib.util
 import json
 import re
 import socket
 import ssl
-import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -38,12 +36,6 @@ import httpx
 from ..config import HealthCheck, SmokeCheck, SmokeStep, mask_url
 from .conditions import Condition, Observation, walk_path, MISSING
 from .results import CheckResult, utcnow
-
-# httpcore asks `import sniffio` on every lock it creates (several per request); when sniffio
-# is not installed, each failed import scans sys.path again (~1 ms, measured: the largest cost
-# of a request). A None entry makes that import fail at once, exactly as it would anyway.
-if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-    sys.modules["sniffio"] = None  # type: ignore[assignment]
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
@@ -229,8 +221,14 @@ async def run_smoke(client: httpx.AsyncClient, check: SmokeCheck, *, run_id: str
             continue
         # cleanup after a failure gets its own budget: leaving test data behind is worse than a slow round
         budget = deadline - time.monotonic() if first_failure is None else check.timeout_s
-        timeout = min(step.timeout_s or check.timeout_s, budget)
-        record, reason = await _run_step(client, check, step, values, max(timeout, 0.001))
+        if budget <= 0.01:
+            reason = f"timeout: the smoke check's {_seconds(check.timeout_s)} s deadline passed before this step"
+            record = _step_record(step, _fill(step.url, values, url=True), check.secrets, state="failing",
+                                  reason=reason)
+            reason = record["reason"]
+        else:
+            record, reason = await _run_step(client, check, step, values,
+                                             min(step.timeout_s or check.timeout_s, budget))
         steps.append(record)
         if reason is not None and first_failure is None:
             first_failure = f"step {index} {step.method} {_short(record['url'])}: {reason}"
@@ -344,7 +342,7 @@ async def _exchange(client: httpx.AsyncClient, method: str, url: str, headers: d
         status = response.status_code if response is not None else None
         what = ("the body did not arrive" if status is not None else "no response")
         obs = Observation(status=status, connected=status is not None, response_time_ms=_ms(t0))
-        return Exchange(obs, f"timeout: {what} within {timeout_s:g} s", url=shown)
+        return Exchange(obs, f"timeout: {what} within {_seconds(timeout_s)} s", url=shown)
     except httpx.HTTPError as exc:
         if response is not None:
             await response.aclose()
@@ -372,9 +370,9 @@ def _network_reason(exc: httpx.HTTPError, timeout_s: float) -> str:
             return "connection refused"
     text = str(exc)
     if isinstance(exc, httpx.ConnectTimeout):
-        return f"timeout: no connection within {timeout_s:g} s"
+        return f"timeout: no connection within {_seconds(timeout_s)} s"
     if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout)):
-        return f"timeout: no response within {timeout_s:g} s"
+        return f"timeout: no response within {_seconds(timeout_s)} s"
     low = text.lower()
     if "name or service not known" in low or "nodename nor servname" in low or "temporary failure in name" in low \
             or "no address associated" in low:
@@ -575,6 +573,11 @@ def _short(url: str) -> str:
     path = urlsplit(url).path.rstrip("/")
     tail = path.rsplit("/", 1)[-1] if path else ""
     return f"…/{tail}" if tail else url
+
+
+def _seconds(value: float) -> str:
+    """`5`, `0.5`, `12.3`: a timeout as a person would write it."""
+    return f"{value:g}" if round(value, 1) == value else f"{value:.1f}"
 
 
 def _ms(t0: float) -> float:

@@ -129,9 +129,12 @@ def units_of(config: Any, envs: Iterable[str] | None = None) -> list[Unit]:
         env = config.environment(name) if hasattr(config, "environment") else config.environments[name]
         threshold = int(getattr(env, "failure_threshold", 1) or 1)
         interval = _seconds(env.interval_s)
+        # The threshold is for what flaps: endpoints answering over a network. A deployment
+        # Coolify reports failed, or a table the catalog does not have, is a fact on its first
+        # reading; holding it back as a `warning` would only delay the truth.
         if env.coolify is not None:
             problem = _problems(env, "coolify")
-            units.append(Unit(name, "deployment", "deployment", interval, threshold, env,
+            units.append(Unit(name, "deployment", "deployment", interval, 1, env,
                               DEPLOYMENT_DEADLINE_S, problem))
         for check in env.health:
             units.append(Unit(name, "health", check.name, _seconds(check.interval_s), threshold, check,
@@ -142,7 +145,7 @@ def units_of(config: Any, envs: Iterable[str] | None = None) -> list[Unit]:
                               float(check.timeout_s) * steps + DEADLINE_MARGIN_S))
         if env.database_url is not None or _problems(env, "database_url"):
             problem = _problems(env, "database_url") or _problems(env, "git")
-            units.append(Unit(name, "drift", "drift", interval, threshold, env, DATABASE_DEADLINE_S, problem))
+            units.append(Unit(name, "drift", "drift", interval, 1, env, DATABASE_DEADLINE_S, problem))
     return units
 
 
