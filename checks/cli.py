@@ -10,11 +10,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 from .errors import DriftwatchError, UsageError
 
+if TYPE_CHECKING:
+    from .guard import Limits
+    from .migrations import MigrationSummary
+    from .operations import Caller, NextSteps
+
 EXIT_OK, EXIT_ERROR, EXIT_DRIFT = 0, 1, 2
+EXIT_PIPE = 141  # as a shell reports a writer killed by SIGPIPE
 DEFAULT_SCHEMA = os.path.join("prisma", "schema.prisma")
 
 
@@ -41,6 +47,38 @@ def add_database_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--database-url", metavar="URL", help="PostgreSQL URL (default: $DATABASE_URL)")
 
 
+def add_history_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--history-url", metavar="URL",
+                   help="audit log store (default: $DRIFTWATCH_HISTORY_URL, else the user's SQLite file)")
+
+
+def add_guard_options(p: argparse.ArgumentParser) -> None:
+    """The write guard's limits and the audit store, for every command that writes SQL."""
+    p.add_argument("--lock-timeout", type=float, metavar="S",
+                   help="give up a statement that waits longer than S seconds for a lock (default: 5)")
+    p.add_argument("--statement-timeout", type=float, metavar="S",
+                   help="give up a statement that runs longer than S seconds (default: 60)")
+    p.add_argument("--advisory-wait", type=float, metavar="S",
+                   help="wait at most S seconds for Prisma's migration lock held by another deploy or fix "
+                        "(default: 10)")
+    add_history_option(p)
+
+
+def limits_from(args: argparse.Namespace) -> "Limits":
+    """`checks.guard.Limits` from --lock-timeout, --statement-timeout, --advisory-wait (those given)."""
+    from .operations import limits
+
+    return limits(getattr(args, "lock_timeout", None), getattr(args, "statement_timeout", None),
+                  getattr(args, "advisory_wait", None))
+
+
+def caller_from(args: argparse.Namespace) -> "Caller":
+    """Who acts (DRIFTWATCH_ACTOR, else $USER@host), where (DRIFTWATCH_ENVIRONMENT), which audit store."""
+    from .operations import Caller
+
+    return Caller(history_url=getattr(args, "history_url", None))
+
+
 # Command groups that live in their own modules (checks/commands/<group>.py), each with
 # `register(subparsers)`; their handlers import the heavy modules lazily.
 _COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit", "config", "poll", "report", "dashboard", "demo")
@@ -49,16 +87,7 @@ _COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit", "config", "poll", "repo
 def _command_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
     import importlib
 
-    found = []
-    for group in _COMMAND_GROUPS:
-        try:
-            module = importlib.import_module(f"checks.commands.{group}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"checks.commands.{group}":
-                raise
-            continue
-        found.append(module.register)
-    return found
+    return [importlib.import_module(f"checks.commands.{group}").register for group in _COMMAND_GROUPS]
 
 
 def build_parser(groups: bool = True) -> argparse.ArgumentParser:
@@ -111,16 +140,19 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         result = check_database(url, args.schema, cache=True)
         report = result.report
         history = _migration_history(url, args)
-        if history is not None and "error" not in history:
-            from .replay import check_advice  # drift no migration explains: deploying cannot fix it
+        advice = None
+        if history is not None:
+            from .operations.next_step import next_steps
 
-            history["next_steps"] = check_advice(report.findings, str(history["directory"]))
+            advice = next_steps(report, history, schema=args.schema)
         if args.format == "json":
             import json
 
             payload = report.to_json(args.strict)
             if history is not None:
-                payload["migrations"] = history
+                payload["migrations"] = history.to_json()
+                if history.error is None:
+                    payload["migrations"]["next_steps"] = advice.texts()  # type: ignore[union-attr]
             out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         else:
             from .db import redact
@@ -130,49 +162,39 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(render_text(report, target=redact(url), strict=args.strict, colour=colour,
                                   show_fix=not args.no_fix))
             if history is not None:
-                out.write(_history_text(history))
+                out.write(_history_text(history, advice))  # type: ignore[arg-type]
         return EXIT_OK if report.in_sync(args.strict) else EXIT_DRIFT
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _migration_history(url: str, args: argparse.Namespace) -> dict[str, object] | None:
+def _migration_history(url: str, args: argparse.Namespace) -> "MigrationSummary | None":
     """The migrations folder against _prisma_migrations, next to the drift: in the incident
     the drift was the symptom and an unapplied migration the cause. Never fails the check."""
-    from pathlib import Path
+    from .migrations import default_migrations_dir, summarize
 
-    if args.migrations == "none":
-        return None
-    folder = Path(args.migrations) if args.migrations else Path(args.schema).parent / "migrations"
-    if not args.migrations and not folder.is_dir():
-        return None
-    from .migrations import history_summary
-
-    return history_summary(url, folder)
+    folder = default_migrations_dir(args.schema, args.migrations)
+    return summarize(url, folder) if folder is not None else None
 
 
-def _history_text(history: dict[str, object]) -> str:
-    if "error" in history:
-        return f"\nMigrations ({history['directory']}): could not read the history: {history['error']}\n"
-    if not history["managed"]:
-        return (f"\nMigrations ({history['directory']}): this database is not managed by Prisma Migrate "
-                f"(no _prisma_migrations table)\n")
-    by_state: dict[str, list[str]] = history["by_state"]  # type: ignore[assignment]
-    if history["up_to_date"]:
-        return (f"\nMigrations ({history['directory']}): all {len(by_state.get('applied', []))} applied\n"
-                + _steps_text(history))
-    lines = [f"\nMigrations ({history['directory']}):"]
-    for state, names in by_state.items():
-        if state != "applied":
-            lines.append(f"  {state.replace('_', ' ')}: {', '.join(names)}")
-    if "pending" in by_state:
-        lines.append("  → apply them: driftwatch migrate deploy --migrations " + str(history["directory"]))
-    return "\n".join(lines) + "\n" + _steps_text(history)
-
-
-def _steps_text(history: dict[str, object]) -> str:
-    return "".join(f"  → {step}\n" for step in history.get("next_steps") or ())  # type: ignore[attr-defined]
+def _history_text(history: "MigrationSummary", advice: "NextSteps") -> str:
+    if history.error is not None:
+        return f"\nMigrations ({history.directory}): could not read the history: {history.error}\n"
+    if not history.managed:
+        lines = [f"\nMigrations ({history.directory}): this database is not managed by Prisma Migrate "
+                 f"(no _prisma_migrations table)"]
+    elif history.up_to_date:
+        lines = [f"\nMigrations ({history.directory}): all {len(history.names('applied'))} applied"]
+    else:
+        lines = [f"\nMigrations ({history.directory}):"]
+        lines += [f"  {problem}" for problem in history.problems]
+    if advice.warning:
+        lines.append(f"  ! {advice.warning}")
+    lines += [f"  → {text}" for text in advice.texts()]
+    if advice.state != "pending":  # there deploy is the answer; the dashboard shows the other way
+        lines += [f"    or {step.text}" for step in advice.alternative]
+    return "\n".join(lines) + "\n"
 
 
 def cmd_sql(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -200,8 +222,9 @@ def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
     except KeyboardInterrupt:
         err.write("driftwatch: interrupted\n")
         return 130
-    except BrokenPipeError:  # `driftwatch audit --format json | head`: the reader has gone
-        return _reader_gone(out)
+    except BrokenPipeError:  # `driftwatch audit --format json | head`: the reader had enough
+        _silence_stdout()
+        return EXIT_PIPE
     except Exception as exc:  # a bug: still one line, still no secret, unless asked
         if os.environ.get("DRIFTWATCH_DEBUG"):
             raise
@@ -212,27 +235,21 @@ def run(argv: list[str], out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> 
         return EXIT_ERROR
 
 
-EXIT_PIPE = 128 + 13  # what a shell reports for a process that SIGPIPE ended
-
-
-def _reader_gone(out: TextIO) -> int:
-    """The process reading our output closed the pipe: nothing more to say, and no error to
-    print. Python ignores SIGPIPE, so the write raises instead; point stdout at /dev/null so
-    the flush at exit cannot raise again ("Exception ignored … BrokenPipeError")."""
-    if out is sys.stdout:
-        try:
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-        except (OSError, ValueError):  # not a real file descriptor (a test's stream)
-            pass
-    return EXIT_PIPE
-
-
 def main() -> None:
     code = run(sys.argv[1:])
     try:
-        sys.stdout.flush()  # block-buffered output to a pipe is written here, not in run()
-    except BrokenPipeError:
-        code = _reader_gone(sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:  # what was left in the buffer when the reader closed the pipe
+        _silence_stdout()
+        code = EXIT_PIPE
     sys.exit(code)
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit finds no broken pipe
+    (and prints no "Exception ignored" about it)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

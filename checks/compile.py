@@ -64,12 +64,23 @@ from .catalog import (
 from .defaults import normalize_default, normalize_predicate, strip_outer_parens
 from .errors import SchemaError
 from .psl import ast
+from .schema_rules import (
+    SCALARS,
+    call_arg as _call_arg,
+    check_attributes,
+    check_enum,
+    check_names,
+    check_no_composite_types,
+    check_views,
+    err as _err,
+    field_refs as _field_refs,
+    where as _where,
+)
 
 __all__ = ["compile_schema", "MAX_IDENTIFIER_LENGTH", "constraint_name", "primary_key_name"]
 
 MAX_IDENTIFIER_LENGTH = 63  # PostgreSQL's NAMEDATALEN - 1, in bytes
 
-SCALARS = ("String", "Boolean", "Int", "BigInt", "Float", "Decimal", "DateTime", "Json", "Bytes")
 
 # scalar → its native type when no @db.* is given: (native name, arguments)
 _DEFAULT_NATIVE = {
@@ -115,10 +126,6 @@ _NATIVE = {
 }
 
 _CLIENT_GENERATORS = ("cuid", "uuid", "nanoid", "ulid")
-
-_FIELD_ATTRIBUTES = frozenset({"id", "unique", "default", "map", "relation", "updatedAt", "ignore",
-                               "shardKey"})
-_BLOCK_ATTRIBUTES = frozenset({"id", "unique", "index", "map", "ignore", "schema", "shardKey"})
 
 _INDEX_METHODS = {"BTree": "btree", "Hash": "hash", "Gist": "gist", "Gin": "gin",
                   "SpGist": "spgist", "Brin": "brin"}
@@ -202,17 +209,6 @@ def constraint_name(table: str, columns: list[str] | tuple[str, ...], suffix: st
 # --------------------------------------------------------------------------- errors and small helpers
 
 
-def _err(message: str, pos: ast.Pos | None) -> SchemaError:
-    if pos is None:
-        return SchemaError(message)
-    return SchemaError(message, file=pos.file, line=pos.line, column=pos.column)
-
-
-def _where(model: ast.Model, f: ast.Field | None = None) -> str:
-    what = f'{model.kind} "{model.name}"'
-    return what + (f', field "{f.name}"' if f is not None else "")
-
-
 def _map_name(attrs, default: str) -> str:
     for a in attrs:
         if a.name == "map":
@@ -233,30 +229,6 @@ def _ident_arg(attr: ast.Attribute, name: str) -> str | None:
     arg = attr.arg(name)
     if arg is not None and isinstance(arg.value, ast.Ident):
         return arg.value.name
-    return None
-
-
-def _field_refs(value: ast.Value | None) -> list[tuple[str, ast.Value]]:
-    """``[a, b(sort: Desc)]`` → [("a", node), ("b", node)]; a single name is a list of one."""
-    if value is None:
-        return []
-    items = value.items if isinstance(value, ast.Array) else (value,)
-    out = []
-    for item in items:
-        if isinstance(item, ast.Ident):
-            out.append((item.name, item))
-        elif isinstance(item, ast.Call):
-            out.append((item.name, item))
-        elif isinstance(item, ast.Str):
-            out.append((item.value, item))
-    return out
-
-
-def _call_arg(call: ast.Value, name: str) -> ast.Value | None:
-    if isinstance(call, ast.Call):
-        for a in call.args:
-            if a.name == name:
-                return a.value
     return None
 
 
@@ -385,15 +357,8 @@ class _Compiler:
 
     def compile_enums(self) -> None:
         for e in self.schema.enums:
-            where = f'enum "{e.name}"'
-            if not e.values:
-                raise _err(f"{where}: an enum needs at least one value", e.pos)
-            seen: set[str] = set()
-            for v in e.values:
-                if v.name in seen:
-                    raise _err(f'{where}: value "{v.name}" is declared twice', v.pos)
-                seen.add(v.name)
-            schema = self.namespace(e.attributes, where, e.pos)
+            check_enum(e)
+            schema = self.namespace(e.attributes, f'enum "{e.name}"', e.pos)
             values = tuple(_map_name(v.attributes, v.name) for v in e.values)
             self.enum_out[e.name] = Enum(schema=schema, name=_map_name(e.attributes, e.name),
                                          values=values, prisma_name=e.name)
@@ -402,26 +367,17 @@ class _Compiler:
 
     def run(self) -> Catalog:
         self.datasource()
-        for m in self.schema.models:
-            if m.kind == "type":
-                raise _err(f'type "{m.name}": composite types are only supported on MongoDB, '
-                           'not on PostgreSQL; use a model with a relation or a Json field', m.pos)
+        check_no_composite_types(self.schema)
         self.compile_enums()
         models = [m for m in self.schema.models if m.kind == "model"]
-        for v in self.schema.models:
-            if v.kind == "view":  # no DDL, but a typo in a view is still a broken schema
-                for f in v.fields:
-                    known = f.type.name in SCALARS or f.type.name in self.enums or f.type.name in self.models
-                    if not known and f.type.unsupported is None and f.type.name != "Unsupported":
-                        raise _err(f'{_where(v, f)}: unknown type "{f.type.name}" (not a scalar type, '
-                                   'a model or an enum)', f.type.pos)
+        check_views(self.schema, self.models, self.enums)
         for m in models:
             self.compile_model(m)
         rels = self.collect_relations()
         for m in models:
             self.compile_keys(m)
         join_tables = self.compile_relations(rels)
-        self.check_names(models)
+        check_names((m, self.tables[m.name].schema, self.tables[m.name].names) for m in models)
         tables = [self.finish(self.tables[m.name]) for m in models] + join_tables
         return _as_postgres_stores_it(Catalog(
             schemas=self.schemas, tables=tuple(tables),
@@ -436,7 +392,7 @@ class _Compiler:
     def compile_model(self, m: ast.Model) -> None:
         schema = self.namespace(m.attributes, _where(m), m.pos)
         t = _TableBuild(model=m, schema=schema, name=_map_name(m.attributes, m.name))
-        self.check_attributes(m)
+        check_attributes(m, self.models, self.enums)
         for f in m.fields:
             type_name = f.type.name
             if type_name in self.models and f.type.unsupported is None:
@@ -449,50 +405,6 @@ class _Compiler:
             t.columns.append(col)
             t.column_of[f.name] = col
         self.tables[m.name] = t
-
-    def check_attributes(self, m: ast.Model) -> None:
-        seen: set[str] = set()
-        for f in m.fields:
-            if f.name in seen:
-                raise _err(f'{_where(m, f)}: the field "{f.name}" is defined twice', f.pos)
-            seen.add(f.name)
-            is_relation = f.type.name in self.models and f.type.unsupported is None
-            attrs_seen: set[str] = set()
-            for a in f.attributes:
-                if a.name not in _FIELD_ATTRIBUTES and "." not in a.name:
-                    raise _err(f"{_where(m, f)}: unknown attribute @{a.name}", a.pos)
-                key = "native type" if "." in a.name else a.name
-                if key in attrs_seen:
-                    raise _err(f"{_where(m, f)}: @{a.name} is given twice"
-                               if key != "native type" else f"{_where(m, f)}: a second native type @{a.name}",
-                               a.pos)
-                attrs_seen.add(key)
-                if "." in a.name and (f.type.name in self.enums or f.type.unsupported is not None):
-                    raise _err(f"{_where(m, f)}: native type @{a.name} on a field that is not of a "
-                               "scalar type", a.pos)
-                if a.name == "updatedAt" and not is_relation and f.type.name != "DateTime":
-                    raise _err(f"{_where(m, f)}: @updatedAt only goes on DateTime fields", a.pos)
-                if is_relation and a.name in ("default", "updatedAt", "id", "unique", "map") or \
-                        is_relation and "." in a.name:
-                    raise _err(f"{_where(m, f)}: @{a.name} cannot go on a relation field; put it on the "
-                               "scalar field the relation uses", a.pos)
-                if a.name == "relation" and (f.type.name in SCALARS or f.type.name in self.enums
-                                             or f.type.unsupported is not None):
-                    raise _err(f'{_where(m, f)}: @relation on a field of type {f.type.name}, which is not '
-                               'a model', a.pos)
-                if a.name == "id" and a.arg("sort") is not None:
-                    raise _err(f"{_where(m, f)}: PostgreSQL primary keys take no sort: argument", a.pos)
-        for a in m.attributes:
-            if a.name == "fulltext":
-                raise _err(f"{_where(m)}: @@fulltext indexes exist only on MySQL and MongoDB; on "
-                           "PostgreSQL use @@index([...], type: Gin) on a tsvector column", a.pos)
-            if a.name not in _BLOCK_ATTRIBUTES:
-                raise _err(f"{_where(m)}: unknown attribute @@{a.name}", a.pos)
-            if a.name == "id":
-                fields_arg = a.arg("fields", 0)
-                for _, node in _field_refs(fields_arg.value if fields_arg else None):
-                    if _call_arg(node, "sort") is not None:
-                        raise _err(f"{_where(m)}: PostgreSQL primary keys take no sort: argument", a.pos)
 
     def native(self, m: ast.Model, f: ast.Field, scalar: str) -> tuple[str, tuple[int, ...], ast.Attribute | None]:
         prefix = self.ds_name + "."
@@ -854,25 +766,6 @@ class _Compiler:
         if len(canonical) > 1:
             canonical = [f"({c})" for c in canonical]
         return normalize_predicate(" AND ".join(canonical)), text
-
-    def check_names(self, models: list[ast.Model]) -> None:
-        """Constraint names PostgreSQL would refuse twice: primary keys, indexes and unique
-        constraints share one namespace per schema, foreign keys one per table (Prisma's rule)."""
-        per_schema: dict[tuple[str, str], str] = {}
-        for m in models:
-            t = self.tables[m.name]
-            per_table: set[str] = set()
-            for name, kind, pos in t.names:
-                if name in per_table:
-                    raise _err(f'{_where(m)}: the constraint name "{name}" is used twice on this model; '
-                               'give one a different map: name', pos)
-                per_table.add(name)
-                if kind == "index":
-                    other = per_schema.setdefault((t.schema, name), m.name)
-                    if other != m.name:
-                        raise _err(f'{_where(m)}: the constraint name "{name}" is already used by model '
-                                   f'"{other}"; primary keys, indexes and unique constraints share one '
-                                   'namespace: give one a different map: name', pos)
 
     # ------------------------------------------------------------------ relations
 

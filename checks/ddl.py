@@ -1,6 +1,10 @@
 """Prisma's SQL for PostgreSQL, statement by statement, rendered from the catalog model.
 
-Each function returns one statement exactly as Prisma's schema engine writes it in a
+Each plain function returns Prisma's text; each ``*_fix`` function returns the same text as
+a `Fix`, a tuple of `Statement(op, target, sql)`: what a finding carries, so that a fix plan
+orders and judges statements by what they do and to what, never by parsing SQL back.
+
+Each text function returns one statement exactly as Prisma's schema engine writes it in a
 migration (keywords, spacing, type spelling, the trailing ``;``), so that a fix shown
 to an engineer is the text `prisma migrate diff` would have produced, and
 `render_script` reproduces `prisma migrate diff --from-empty --to-schema-datamodel`
@@ -18,9 +22,9 @@ Defaults likewise: `Column.ddl_default` when set, else derived from `Column.defa
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .catalog import (
     Catalog,
@@ -37,6 +41,10 @@ from .catalog import (
 
 __all__ = [
     "DEFAULT_SCHEMA",
+    "Fix",
+    "Statement",
+    "Target",
+    "text",
     "prisma_type",
     "column_type_sql",
     "column_default_sql",
@@ -212,6 +220,11 @@ def add_enum_value(enum: Enum, value: str) -> str:
 
 
 def recreate_enum(enum: Enum, usages: Sequence[tuple[Table, Column]]) -> str:
+    """Prisma's way to remove values from an enum (the statements of `recreate_enum_fix`)."""
+    return text(recreate_enum_fix(enum, usages))
+
+
+def recreate_enum_fix(enum: Enum, usages: Sequence[tuple[Table, Column]]) -> Fix:
     """Prisma's way to remove values from an enum: build the new type, move every column
     using it across (a row holding a removed value makes the cast fail, so no data is
     silently lost), swap the names, drop the old type, restore defaults.
@@ -223,23 +236,28 @@ def recreate_enum(enum: Enum, usages: Sequence[tuple[Table, Column]]) -> str:
     old = enum.name + "_old"
     new_ref = qualified(enum.schema, new)
     values = ", ".join(string_literal(v) for v in enum.values)
-    out = [f"CREATE TYPE {new_ref} AS ENUM ({values});"]
+    out = [Statement("create_type", Target("enum", enum.schema, None, new), f"CREATE TYPE {new_ref} AS ENUM ({values});")]
     for table, column in usages:
         if column.default is not None:
-            out.append(f"ALTER TABLE {quote_ident(table.schema)}.{quote_ident(table.name)} "
-                       f"ALTER COLUMN {quote_ident(column.name)} DROP DEFAULT;")
+            out.append(Statement("drop_default", _col(table, column),
+                                 f"ALTER TABLE {quote_ident(table.schema)}.{quote_ident(table.name)} "
+                                 f"ALTER COLUMN {quote_ident(column.name)} DROP DEFAULT;"))
     for table, column in usages:
         suffix = "[]" if column.type.endswith("[]") else ""
         col = quote_ident(column.name)
-        out.append(f"ALTER TABLE {_table(table)} ALTER COLUMN {col} TYPE {new_ref}{suffix} "
-                   f"USING ({col}::text{suffix}::{new_ref}{suffix});")
-    out.append(f"ALTER TYPE {qualified(enum.schema, enum.name)} RENAME TO {quote_ident(old)};")
-    out.append(f"ALTER TYPE {new_ref} RENAME TO {quote_ident(enum.name)};")
-    out.append(f"DROP TYPE {quote_ident(enum.schema)}.{quote_ident(old)};")
+        out.append(Statement("alter_type", _col(table, column),
+                             f"ALTER TABLE {_table(table)} ALTER COLUMN {col} TYPE {new_ref}{suffix} "
+                             f"USING ({col}::text{suffix}::{new_ref}{suffix});"))
+    out.append(Statement("rename_type", Target("enum", enum.schema, None, enum.name),
+                         f"ALTER TYPE {qualified(enum.schema, enum.name)} RENAME TO {quote_ident(old)};"))
+    out.append(Statement("rename_type", Target("enum", enum.schema, None, new),
+                         f"ALTER TYPE {new_ref} RENAME TO {quote_ident(enum.name)};"))
+    out.append(Statement("drop_type", Target("enum", enum.schema, None, old),
+                         f"DROP TYPE {quote_ident(enum.schema)}.{quote_ident(old)};"))
     for table, column in usages:
         if column.default is not None:
-            out.append(set_default(table, column))
-    return "\n".join(out)
+            out.extend(set_default_fix(table, column))
+    return tuple(out)
 
 
 def drop_enum(enum: Enum) -> str:
@@ -319,20 +337,26 @@ def needs_using(old: str, new: str) -> bool:
 
 
 def convert_column_type(table: Table, column: Column, live: Column) -> str:
+    """The statements of `convert_column_type_fix`, as text."""
+    return text(convert_column_type_fix(table, column, live))
+
+
+def convert_column_type_fix(table: Table, column: Column, live: Column) -> Fix:
     """Change a column's type where PostgreSQL has no automatic cast: ``USING "col"::TYPE``
     keeps every value that converts (a value that does not makes the statement fail, and the
     fix plan then falls back to dropping and re-adding the column). The live default is
     dropped first and the schema's set after, since PostgreSQL cannot convert it either.
     Prisma's own drift script drops and re-adds the column instead, losing every value."""
     target = column_type_sql(column)
-    parts = []
+    parts: list[Statement] = []
     if live.default is not None or live.autoincrement:
-        parts.append(drop_default(table, column))
+        parts.extend(drop_default_fix(table, column))
     cast = quote_ident(column.name) + conversion_cast(column, live)
-    parts.append(_alter_column(table, column, f"SET DATA TYPE {target} USING {cast}"))
+    parts.append(Statement("alter_type", _col(table, column),
+                           _alter_column(table, column, f"SET DATA TYPE {target} USING {cast}")))
     if column.default is not None or column.autoincrement:
-        parts.append(set_default(table, column))
-    return "\n".join(parts)
+        parts.extend(set_default_fix(table, column))
+    return tuple(parts)
 
 
 def conversion_cast(column: Column, live: Column) -> str:
@@ -344,7 +368,11 @@ def conversion_cast(column: Column, live: Column) -> str:
 
 def replace_column(table: Table, column: Column, live: Column) -> str:
     """Prisma's way to change a type no value survives: drop the column, add it as the schema says."""
-    return drop_column(table, live) + "\n" + add_column(table, column)
+    return text(replace_column_fix(table, column, live))
+
+
+def replace_column_fix(table: Table, column: Column, live: Column) -> Fix:
+    return drop_column_fix(table, live) + add_column_fix(table, column)
 
 
 def set_not_null(table: Table, column: Column) -> str:
@@ -356,6 +384,11 @@ def drop_not_null(table: Table, column: Column) -> str:
 
 
 def set_default(table: Table, column: Column) -> str:
+    """The statements of `set_default_fix`, as text."""
+    return text(set_default_fix(table, column))
+
+
+def set_default_fix(table: Table, column: Column) -> Fix:
     """``SET DEFAULT``; for an autoincrement column, Prisma's three statements that give it a
     sequence like the one SERIAL creates (``IF NOT EXISTS`` added: a column that only lost its
     default still owns its old sequence, and Prisma's plain CREATE would fail on it)."""
@@ -363,16 +396,19 @@ def set_default(table: Table, column: Column) -> str:
     if default is None and column.autoincrement:
         seq = _sequence_name(table, column)
         col = quote_ident(column.name)
+        at = _col(table, column)
+        seq_target = Target("sequence", table.schema, table.name, seq)
         # The setval line is Driftwatch's, not Prisma's: a sequence created afresh would
         # start at 1 and hand out ids the table already holds.
-        return (f"CREATE SEQUENCE IF NOT EXISTS {seq};\n"
-                + _alter_column(table, column, f"SET DEFAULT nextval({string_literal(seq)})")
-                + f"\nALTER SEQUENCE {seq} OWNED BY {_table(table)}.{col};"
-                + f"\nSELECT setval({string_literal(seq)}, COALESCE((SELECT MAX({col}) FROM {_table(table)}), 0) + 1,"
-                + " false);")
+        return (Statement("sequence", seq_target, f"CREATE SEQUENCE IF NOT EXISTS {seq};"),
+                Statement("set_default", at, _alter_column(table, column, f"SET DEFAULT nextval({string_literal(seq)})")),
+                Statement("sequence", seq_target, f"ALTER SEQUENCE {seq} OWNED BY {_table(table)}.{col};"),
+                Statement("setval", seq_target,
+                          f"SELECT setval({string_literal(seq)}, COALESCE((SELECT MAX({col}) FROM {_table(table)}), 0) + 1,"
+                          " false);"))
     if default is None:
-        return drop_default(table, column)
-    return _alter_column(table, column, f"SET DEFAULT {default}")
+        return drop_default_fix(table, column)
+    return (Statement("set_default", _col(table, column), _alter_column(table, column, f"SET DEFAULT {default}")),)
 
 
 def _sequence_name(table: Table, column: Column) -> str:
@@ -455,6 +491,139 @@ def drop_foreign_key(table: Table, fk: ForeignKey) -> str:
 
 def rename_foreign_key(table: Table, old_name: str, new_name: str) -> str:
     return f"ALTER TABLE {_table(table)} RENAME CONSTRAINT {quote_ident(old_name)} TO {quote_ident(new_name)};"
+
+
+# --------------------------------------------------------------------------- fixes as data
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a statement acts on. kind: schema, enum, table, column (name = the column),
+    index, primary_key, foreign_key or sequence; `table` is None for schema and enum."""
+
+    kind: str
+    schema: str
+    table: str | None = None
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of a fix: its operation (the op names of `checks.fixplan.PHASES`'
+    rules: create_table, add_column, drop_constraint, add_value, …), its target and
+    Prisma's SQL. A plan orders and judges fixes by these fields, never by re-reading
+    the SQL or a finding's message."""
+
+    op: str
+    target: Target
+    sql: str
+
+
+Fix = tuple[Statement, ...]
+
+
+def text(fix: Fix) -> str:
+    """A fix as the one SQL text a finding shows: its statements, one per line."""
+    return "\n".join(s.sql for s in fix)
+
+
+def _col(table: Table, column: Column) -> Target:
+    return Target("column", table.schema, table.name, column.name)
+
+
+def _tab(table: Table) -> Target:
+    return Target("table", table.schema, table.name)
+
+
+def create_schema_fix(schema: str) -> Fix:
+    return (Statement("create_schema", Target("schema", schema), create_schema(schema)),)
+
+
+def create_enum_fix(enum: Enum) -> Fix:
+    return (Statement("create_type", Target("enum", enum.schema, None, enum.name), create_enum(enum)),)
+
+
+def add_enum_value_fix(enum: Enum, value: str) -> Fix:
+    return (Statement("add_value", Target("enum", enum.schema, None, enum.name), add_enum_value(enum, value)),)
+
+
+def drop_enum_fix(enum: Enum) -> Fix:
+    return (Statement("drop_type", Target("enum", enum.schema, None, enum.name), drop_enum(enum)),)
+
+
+def create_table_fix(table: Table) -> Fix:
+    return (Statement("create_table", _tab(table), create_table(table)),)
+
+
+def drop_table_fix(table: Table) -> Fix:
+    return (Statement("drop_table", _tab(table), drop_table(table)),)
+
+
+def add_column_fix(table: Table, column: Column) -> Fix:
+    return (Statement("add_column", _col(table, column), add_column(table, column)),)
+
+
+def drop_column_fix(table: Table, column: Column) -> Fix:
+    return (Statement("drop_column", _col(table, column), drop_column(table, column)),)
+
+
+def set_not_null_fix(table: Table, column: Column) -> Fix:
+    return (Statement("set_not_null", _col(table, column), set_not_null(table, column)),)
+
+
+def drop_not_null_fix(table: Table, column: Column) -> Fix:
+    return (Statement("drop_not_null", _col(table, column), drop_not_null(table, column)),)
+
+
+def alter_column_type_fix(table: Table, column: Column) -> Fix:
+    return (Statement("alter_type", _col(table, column), alter_column_type(table, column)),)
+
+
+def drop_default_fix(table: Table, column: Column) -> Fix:
+    return (Statement("drop_default", _col(table, column), drop_default(table, column)),)
+
+
+def add_primary_key_fix(table: Table, pk: PrimaryKey | None = None) -> Fix:
+    pk = pk or table.primary_key
+    name = pk.name if pk is not None else None
+    return (Statement("add_primary_key", Target("primary_key", table.schema, table.name, name),
+                      add_primary_key(table, pk)),)
+
+
+def drop_primary_key_fix(table: Table, pk: PrimaryKey | None = None) -> Fix:
+    pk = pk or table.primary_key
+    name = pk.name if pk is not None else None
+    return (Statement("drop_constraint", Target("primary_key", table.schema, table.name, name),
+                      drop_primary_key(table, pk)),)
+
+
+def create_index_fix(table: Table, index: Index) -> Fix:
+    return (Statement("create_unique_index" if index.unique else "create_index",
+                      Target("index", table.schema, table.name, index.name), create_index(table, index)),)
+
+
+def drop_index_fix(table: Table, index: Index) -> Fix:
+    return (Statement("drop_index", Target("index", table.schema, table.name, index.name), drop_index(table, index)),)
+
+
+def rename_index_fix(table: Table, old_name: str, new_name: str) -> Fix:
+    return (Statement("rename_index", Target("index", table.schema, table.name, old_name),
+                      rename_index(table, old_name, new_name)),)
+
+
+def add_foreign_key_fix(table: Table, fk: ForeignKey) -> Fix:
+    return (Statement("add_foreign_key", Target("foreign_key", table.schema, table.name, fk.name),
+                      add_foreign_key(table, fk)),)
+
+
+def rename_foreign_key_fix(table: Table, old_name: str, new_name: str) -> Fix:
+    return (Statement("rename_constraint", Target("foreign_key", table.schema, table.name, old_name),
+                      rename_foreign_key(table, old_name, new_name)),)
+
+
+def drop_foreign_key_fix(table: Table, fk: ForeignKey) -> Fix:
+    return (Statement("drop_constraint", Target("foreign_key", table.schema, table.name, fk.name),
+                      drop_foreign_key(table, fk)),)
 
 
 # --------------------------------------------------------------------------- the whole script

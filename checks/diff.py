@@ -23,7 +23,7 @@ def diff(expected: Catalog, actual: Catalog) -> DriftReport:
     for schema in expected.schemas:
         if schema not in actual.schemas:
             add(_f("missing_schema", CRITICAL, schema, message=f"schema {schema} does not exist",
-                   expected=schema, fix=ddl.create_schema(schema)))
+                   expected=schema, fix=ddl.create_schema_fix(schema)))
     _diff_enums(expected, actual, add)
     actual_tables = {t.key: t for t in actual.tables}
     expected_keys = {t.key for t in expected.tables}
@@ -37,15 +37,21 @@ def diff(expected: Catalog, actual: Catalog) -> DriftReport:
         if table.key not in expected_keys:
             add(_f("extra_table", INFO, table.schema, table.name,
                    message=f"table {table.name} is not in the Prisma schema",
-                   actual=table.name, fix=ddl.drop_table(table)))
+                   actual=table.name, fix=ddl.drop_table_fix(table)))
     return DriftReport(tuple(sorted(out, key=lambda f: f.sort_key)))
 
 
 def _f(kind: str, severity: str, schema: str, table: str | None = None, *, column: str | None = None,
        name: str | None = None, model: str | None = None, field: str | None = None,
-       expected: str | None = None, actual: str | None = None, message: str, fix: str | None = None) -> Finding:
+       expected: str | None = None, actual: str | None = None, message: str, fix: ddl.Fix | None = None,
+       fixes: tuple[ddl.Fix, ...] = ()) -> Finding:
+    """A finding; its fix is `fix`, or the `fixes` one after another (a drop, then the re-creation),
+    shown as Prisma's text with a blank line between them."""
+    groups = fixes or ((fix,) if fix else ())
     return Finding(kind=kind, severity=severity, schema=schema, table=table, column=column, name=name,
-                   model=model, field=field, expected=expected, actual=actual, message=message, fix=fix)
+                   model=model, field=field, expected=expected, actual=actual, message=message,
+                   fix="\n\n".join(ddl.text(g) for g in groups) or None,
+                   statements=tuple(st for g in groups for st in g))
 
 
 def _diff_enums(expected: Catalog, actual: Catalog, add: Callable[[Finding], None]) -> None:
@@ -56,16 +62,16 @@ def _diff_enums(expected: Catalog, actual: Catalog, add: Callable[[Finding], Non
         if have is None:
             add(_f("missing_enum", CRITICAL, enum.schema, name=enum.name, model=enum.prisma_name,
                    expected=", ".join(enum.values),
-                   message=f"enum {enum.name} does not exist", fix=ddl.create_enum(enum)))
+                   message=f"enum {enum.name} does not exist", fix=ddl.create_enum_fix(enum)))
             continue
         for value in enum.values:
             if value not in have.values:
                 add(_f("missing_enum_value", CRITICAL, enum.schema, name=enum.name, model=enum.prisma_name,
                        expected=value, message=f"enum {enum.name} lacks value {value!r}: writing it fails",
-                       fix=ddl.add_enum_value(enum, value)))
+                       fix=ddl.add_enum_value_fix(enum, value)))
         extra = [v for v in have.values if v not in enum.values]
         if extra:
-            fix = ddl.recreate_enum(enum, _enum_usages(enum, expected, actual))
+            fix = ddl.recreate_enum_fix(enum, _enum_usages(enum, expected, actual))
         for value in extra:
             add(_f("extra_enum_value", INFO, enum.schema, name=enum.name, model=enum.prisma_name,
                    actual=value, message=f"enum {enum.name} has value {value!r} the schema does not list",
@@ -73,7 +79,7 @@ def _diff_enums(expected: Catalog, actual: Catalog, add: Callable[[Finding], Non
     for enum in actual.enums:
         if enum.key not in wanted:
             add(_f("extra_enum", INFO, enum.schema, name=enum.name, actual=", ".join(enum.values),
-                   message=f"enum {enum.name} is not in the Prisma schema", fix=ddl.drop_enum(enum)))
+                   message=f"enum {enum.name} is not in the Prisma schema", fix=ddl.drop_enum_fix(enum)))
 
 
 def _enum_usages(enum: Enum, expected: Catalog, actual: Catalog) -> list[tuple[Table, Column]]:
@@ -94,7 +100,7 @@ def _enum_usages(enum: Enum, expected: Catalog, actual: Catalog) -> list[tuple[T
 def _missing_table(table: Table, add: Callable[[Finding], None]) -> None:
     add(_f("missing_table", CRITICAL, table.schema, table.name, model=table.model, expected=table.name,
            message=f"table {table.name} does not exist: every query on model {table.model} fails",
-           fix=ddl.create_table(table)))
+           fix=ddl.create_table_fix(table)))
     for index in table.indexes:
         _missing_index(table, index, add)
     for fk in table.foreign_keys:
@@ -106,14 +112,14 @@ def _missing_index(table: Table, index: Index, add: Callable[[Finding], None]) -
     add(_f(kind, WARNING, table.schema, table.name, name=index.name, model=table.model,
            field=_fields(table, [c.name for c in index.columns]), expected=_describe_index(index),
            message=f"{what} {index.name} on {table.name} ({_cols(index)}) does not exist",
-           fix=ddl.create_index(table, index)))
+           fix=ddl.create_index_fix(table, index)))
 
 
 def _missing_fk(table: Table, fk: ForeignKey, add: Callable[[Finding], None]) -> None:
     add(_f("missing_foreign_key", WARNING, table.schema, table.name, name=fk.name, model=table.model,
            field=_fields(table, fk.columns), expected=_describe_fk(fk),
            message=f"foreign key {fk.name} ({', '.join(fk.columns)} → {fk.referenced_table}) does not exist",
-           fix=ddl.add_foreign_key(table, fk)))
+           fix=ddl.add_foreign_key_fix(table, fk)))
 
 
 def _fields(table: Table, columns: tuple[str, ...] | list[str]) -> str | None:
@@ -159,15 +165,15 @@ def _diff_table(want: Table, have: Table, add: Callable[[Finding], None]) -> Non
         if live is None:
             add(_f("missing_column", CRITICAL, schema, name, **where, expected=_describe_column(col),
                    message=f"column {name}.{col.name} does not exist: queries on {model} that select it fail",
-                   fix=ddl.add_column(want, col)))
+                   fix=ddl.add_column_fix(want, col)))
             continue
         if live.type != col.type:
             severity = WARNING if _same_family(col.type, live.type) else CRITICAL
             if ddl.needs_using(live.type, col.type):
-                fix = ddl.convert_column_type(want, col, live)
+                fix = ddl.convert_column_type_fix(want, col, live)
                 note = " (PostgreSQL has no automatic cast between them: the fix converts each value)"
             else:
-                fix, note = ddl.alter_column_type(want, col), ""
+                fix, note = ddl.alter_column_type_fix(want, col), ""
             add(_f("column_type", severity, schema, name, **where, expected=col.type, actual=live.type,
                    message=f"column {name}.{col.name} is {live.type}, the schema expects {col.type}{note}",
                    fix=fix))
@@ -186,7 +192,7 @@ def _diff_table(want: Table, have: Table, add: Callable[[Finding], None]) -> Non
                    message=(f"column {name}.{live.name} is NOT NULL without a default and unknown to the schema: "
                             f"every insert fails") if blocks_inserts else
                            f"column {name}.{live.name} is not in the Prisma schema",
-                   fix=ddl.drop_column(want, live)))
+                   fix=ddl.drop_column_fix(want, live)))
     _diff_primary_key(want, have, add)
     _diff_indexes(want, have, add)
     _diff_foreign_keys(want, have, add)
@@ -203,15 +209,15 @@ def _diff_nullable(want: Table, col: Column, live: Column, add: Callable[[Findin
             add(_f("column_nullable", CRITICAL, want.schema, name, **where, expected="NULL", actual="NOT NULL",
                    message=f"list column {name}.{col.name} is NOT NULL without a default: a {want.model} create "
                            f"without {col.model_field or col.name} fails (Prisma sends no value for an omitted "
-                           f"list); updates and reads work", fix=ddl.drop_not_null(want, col)))
+                           f"list); updates and reads work", fix=ddl.drop_not_null_fix(want, col)))
     elif col.nullable:
         add(_f("column_nullable", CRITICAL, want.schema, name, **where, expected="NULL", actual="NOT NULL",
                message=f"column {name}.{col.name} is NOT NULL but optional in the schema: "
-                       f"writes without a value fail", fix=ddl.drop_not_null(want, col)))
+                       f"writes without a value fail", fix=ddl.drop_not_null_fix(want, col)))
     else:
         add(_f("column_nullable", WARNING, want.schema, name, **where, expected="NOT NULL", actual="NULL",
                message=f"column {name}.{col.name} allows NULL but is required in the schema: "
-                       f"a NULL row breaks reads", fix=ddl.set_not_null(want, col)))
+                       f"a NULL row breaks reads", fix=ddl.set_not_null_fix(want, col)))
 
 
 def _same_family(expected: str, actual: str) -> bool:
@@ -226,7 +232,7 @@ def _diff_default(want: Table, col: Column, live: Column, add: Callable[[Finding
     # losing one on a NOT NULL column makes every insert that omits it fail.
     severity = CRITICAL if expected is not None and actual is None and not col.nullable else WARNING
     restore = col.default is not None or col.autoincrement
-    fix = ddl.set_default(want, col) if restore else ddl.drop_default(want, col)
+    fix = ddl.set_default_fix(want, col) if restore else ddl.drop_default_fix(want, col)
     add(_f("column_default", severity, want.schema, want.name, column=col.name, model=want.model,
            field=col.model_field, expected=expected, actual=actual,
            message=f"column {want.name}.{col.name} defaults to {actual or 'nothing'}, "
@@ -242,17 +248,17 @@ def _diff_primary_key(want: Table, have: Table, add: Callable[[Finding], None]) 
         add(_f("missing_primary_key", WARNING, want.schema, want.name, name=pk.name, **base,
                field=_fields(want, pk.columns), expected=f"{pk.name} ({', '.join(pk.columns)})",
                message=f"table {want.name} has no primary key: duplicate ids are not prevented",
-               fix=ddl.add_primary_key(want, pk)))
+               fix=ddl.add_primary_key_fix(want, pk)))
     elif pk is None and live is not None:
         add(_f("extra_primary_key", INFO, want.schema, want.name, name=live.name, **base,
                actual=f"{live.name} ({', '.join(live.columns)})",
                message=f"table {want.name} has a primary key the schema does not declare",
-               fix=ddl.drop_primary_key(want, live)))
+               fix=ddl.drop_primary_key_fix(want, live)))
     elif pk is not None and live is not None:
         add(_f("primary_key", WARNING, want.schema, want.name, name=pk.name, **base,
                expected=f"{pk.name} ({', '.join(pk.columns)})", actual=f"{live.name} ({', '.join(live.columns)})",
                message=f"primary key of {want.name} differs from the schema",
-               fix=ddl.drop_primary_key(want, live) + "\n\n" + ddl.add_primary_key(want, pk)))
+               fixes=(ddl.drop_primary_key_fix(want, live), ddl.add_primary_key_fix(want, pk))))
 
 
 def _shape(index: Index) -> tuple[object, ...]:
@@ -281,7 +287,7 @@ def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> N
                 add(_f("index", INFO, want.schema, want.name, name=index.name, model=want.model,
                        expected=index.name, actual=renamed.name,
                        message=f"index {renamed.name} on {want.name} should be named {index.name}",
-                       fix=ddl.rename_index(want, renamed.name, index.name)))
+                       fix=ddl.rename_index_fix(want, renamed.name, index.name)))
             else:
                 _missing_index(want, index, add)
         elif got != index and not index.unique and index.where is None and got.where is not None \
@@ -299,7 +305,7 @@ def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> N
                    expected=_describe_index(index), actual=_describe_index(got),
                    message=f"index {index.name} on {want.name} is {_describe_index(got)}, "
                            f"the schema expects {_describe_index(index)}",
-                   fix=ddl.drop_index(want, got) + "\n\n" + ddl.create_index(want, index)))
+                   fixes=(ddl.drop_index_fix(want, got), ddl.create_index_fix(want, index))))
     for extra in extras:
         twin = next((i for i in have.indexes if i.name in wanted and i is not extra and _shape(i) == _shape(extra)),
                     None)
@@ -309,7 +315,7 @@ def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> N
             add(_f("extra_index", INFO, want.schema, want.name, name=extra.name, model=want.model, expected=twin.name,
                    actual=_describe_index(extra),
                    message=f"{'unique ' if extra.unique else ''}index {extra.name} on {want.name} duplicates "
-                           f"the schema's index {twin.name}", fix=ddl.drop_index(want, extra)))
+                           f"the schema's index {twin.name}", fix=ddl.drop_index_fix(want, extra)))
         elif not expressible(extra):
             add(_f("extra_index", INFO, want.schema, want.name, name=extra.name, model=want.model,
                    actual=_describe_index(extra),
@@ -320,7 +326,7 @@ def _diff_indexes(want: Table, have: Table, add: Callable[[Finding], None]) -> N
                    model=want.model, actual=_describe_index(extra),
                    message=(f"unique index {extra.name} on {want.name} is not in the schema: it can reject writes"
                             if extra.unique else f"index {extra.name} on {want.name} is not in the Prisma schema"),
-                   fix=ddl.drop_index(want, extra)))
+                   fix=ddl.drop_index_fix(want, extra)))
 
 
 def _fk_shape(fk: ForeignKey) -> tuple[object, ...]:
@@ -342,7 +348,7 @@ def _diff_foreign_keys(want: Table, have: Table, add: Callable[[Finding], None])
             add(_f("foreign_key", INFO, want.schema, want.name, name=fk.name, model=want.model,
                    field=_fields(want, fk.columns), expected=fk.name, actual=renamed.name,
                    message=f"foreign key {renamed.name} on {want.name} should be named {fk.name}",
-                   fix=ddl.rename_foreign_key(want, renamed.name, fk.name)))
+                   fix=ddl.rename_foreign_key_fix(want, renamed.name, fk.name)))
         elif got is None:
             _missing_fk(want, fk, add)
         elif got != fk:
@@ -350,10 +356,10 @@ def _diff_foreign_keys(want: Table, have: Table, add: Callable[[Finding], None])
                    field=_fields(want, fk.columns), expected=_describe_fk(fk), actual=_describe_fk(got),
                    message=f"foreign key {fk.name} on {want.name} is {_describe_fk(got)}, "
                            f"the schema expects {_describe_fk(fk)}",
-                   fix=ddl.drop_foreign_key(want, got) + "\n\n" + ddl.add_foreign_key(want, fk)))
+                   fixes=(ddl.drop_foreign_key_fix(want, got), ddl.add_foreign_key_fix(want, fk))))
     for extra in extras:
         add(_f("extra_foreign_key", WARNING, want.schema, want.name, name=extra.name, model=want.model,
                actual=_describe_fk(extra),
                message=f"foreign key {extra.name} on {want.name} is not in the schema: "
                        f"it can block writes and deletes Prisma expects to succeed",
-               fix=ddl.drop_foreign_key(want, extra)))
+               fix=ddl.drop_foreign_key_fix(want, extra)))

@@ -21,12 +21,24 @@
 
 Each error's message says what went wrong and where; the CLI prints it on one
 line and exits 1. Tracebacks are for bugs, never for bad input.
+
+Each class also says what a failed write it interrupts means for the audit log
+(`audit_outcome`, read by `checks.history.timed_action` through `audit_outcome_of`):
+
+    refused      nothing ran: LockBusy, UsageError, MigrateError other than P3018
+    rolled_back  it ran and its transaction was undone: StatementFailed (unless committed)
+    failed       anything else: LockTimeout (it never got the lock it needed), ConnectionLost,
+                 MigrationFailed (P3018: its row is marked failed), a StatementFailed whose
+                 statement ran after the commit, a bug
+    interrupted  Ctrl-C / SIGTERM (KeyboardInterrupt, SystemExit)
 """
 from __future__ import annotations
 
 
 class DriftwatchError(Exception):
     """Root of every error Driftwatch expects and reports to the user."""
+
+    audit_outcome = "failed"
 
 
 class SchemaError(DriftwatchError):
@@ -72,6 +84,8 @@ class HistoryError(DriftwatchError):
 class UsageError(DriftwatchError):
     """The caller asked for something that cannot be done as asked."""
 
+    audit_outcome = "refused"
+
 
 class LockBusy(DatabaseError):
     """Another session holds Prisma Migrate's advisory lock, so nothing was written.
@@ -83,6 +97,8 @@ class LockBusy(DatabaseError):
     def __init__(self, message: str, holders: tuple = ()) -> None:
         super().__init__(message)
         self.holders = tuple(holders)
+
+    audit_outcome = "refused"
 
 
 class StatementFailed(DatabaseError):
@@ -114,6 +130,10 @@ class StatementFailed(DatabaseError):
         self.outcome = outcome
         self.committed = committed
 
+    @property
+    def audit_outcome(self) -> str:  # type: ignore[override]
+        return "failed" if self.committed else "rolled_back"
+
 
 class LockTimeout(StatementFailed):
     """A statement waited longer than lock_timeout for a lock another session held.
@@ -128,6 +148,10 @@ class LockTimeout(StatementFailed):
         self.relation = relation
         self.mode = mode
         self.blockers = tuple(blockers)
+
+    @property
+    def audit_outcome(self) -> str:  # type: ignore[override]
+        return "failed"  # it never got the lock it needed
 
 
 class ConnectionLost(DatabaseError):
@@ -162,6 +186,8 @@ class MigrateError(DriftwatchError):
         self.details = details
         super().__init__(f"{code}: {message}")
 
+    audit_outcome = "refused"  # Prisma's rules refuse before anything is written
+
 
 class MigrationFailed(MigrateError):
     """P3018: a migration's script failed; the row in _prisma_migrations keeps the logs.
@@ -177,3 +203,13 @@ class MigrationFailed(MigrateError):
         self.sqlstate = sqlstate
         self.database_error = database_error
         self.logs = logs
+
+    audit_outcome = "failed"  # the script ran (and failed); its row says so
+
+
+def audit_outcome_of(exc: BaseException) -> str:
+    """The audit log's outcome for an action that ended with `exc` (see the table above)."""
+    if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+        return "interrupted"
+    said = getattr(exc, "audit_outcome", None) if isinstance(exc, DriftwatchError) else None
+    return said if isinstance(said, str) else "failed"

@@ -7,38 +7,17 @@ Prisma does not know about and will not trip over.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, field as dc_field, fields
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .ddl import Statement
 
 CRITICAL = "critical"
 WARNING = "warning"
 INFO = "info"
 SEVERITIES = (CRITICAL, WARNING, INFO)
 SEVERITY_RANK = {CRITICAL: 0, WARNING: 1, INFO: 2}
-
-KINDS = (
-    "missing_table",
-    "missing_column",
-    "column_type",
-    "column_nullable",
-    "column_default",
-    "missing_primary_key",
-    "primary_key",
-    "missing_index",
-    "missing_unique",
-    "index",
-    "missing_foreign_key",
-    "foreign_key",
-    "missing_enum",
-    "missing_enum_value",
-    "missing_schema",
-    "extra_table",
-    "extra_column",
-    "extra_primary_key",
-    "extra_index",
-    "extra_foreign_key",
-    "extra_enum",
-    "extra_enum_value",
-)
 
 
 @dataclass(frozen=True)
@@ -54,10 +33,12 @@ class Finding:
     expected: str | None
     actual: str | None
     message: str
-    fix: str | None
+    fix: str | None  # Prisma's SQL text for the fix, as shown and in the JSON
+    # The same fix as data (`checks.ddl.Statement`: op, target, sql), what a fix plan reads.
+    statements: tuple[Statement, ...] = dc_field(default=(), compare=False, repr=False)
 
     def to_json(self) -> dict[str, object]:
-        return asdict(self)
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "statements"}
 
     @property
     def sort_key(self) -> tuple[int, str, str, str, str]:

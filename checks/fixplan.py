@@ -3,13 +3,15 @@
     plan = plan_fixes(expected, actual, report, data=LiveData(conn))
     run, skipped = plan.select(allow_destructive=False)
 
-A plan is built from the findings' own ``fix`` SQL (Prisma's text, see `checks.ddl`), so a
-fix is never a second opinion on what Prisma wants. `plan_fixes`:
+A plan is built from the findings' own fixes (Prisma's text, see `checks.ddl`), so a fix is
+never a second opinion on what Prisma wants. A fix is data: `Finding.statements`, each a
+`checks.ddl.Statement(op, target, sql)`, so the plan orders and judges statements by what
+they do and to what — never by parsing the SQL back or reading a finding's message.
+`classify` (SQL text → op) remains only for SQL nobody structured: a runbook's. `plan_fixes`:
 
 * dedupes: one enum recreation shared by several ``extra_enum_value`` findings runs once and
   lists all of them; a statement that two fixes share runs once;
-* splits multi-statement fixes with `checks.guard.split_statements` (each planned statement
-  is one statement, ending in ``;``);
+* plans each statement of a fix on its own (one statement, ending in ``;``);
 * orders them by `PHASES`, the single place that decides what runs before what (`phase_of`):
   schemas; drops of foreign keys (nothing depends on a foreign key, and a column, index or
   table cannot be dropped while one uses it); enums and their values; tables; columns;
@@ -35,7 +37,7 @@ fix is never a second opinion on what Prisma wants. `plan_fixes`:
 `FixPlan.select` splits a plan into what runs and what is skipped; `transactions` groups
 what runs into transactions (``ALTER TYPE … ADD VALUE`` first, on its own, when later
 statements use the new value or the server is older than PostgreSQL 12 — see
-`checks.guard.needs_own_transaction`). Nothing here writes: `checks.commands.fix` runs
+`checks.sqltext.needs_own_transaction`). Nothing here writes: `checks.operations.fix` runs
 plans through `checks.guard`.
 """
 from __future__ import annotations
@@ -46,9 +48,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .catalog import Catalog, ForeignKey, Table
-from .ddl import column_default_sql, string_literal
+from .ddl import Fix, Statement, Target, column_default_sql, string_literal
 from .findings import DriftReport, Finding
-from .guard import split_statements
 
 if TYPE_CHECKING:
     import psycopg
@@ -324,10 +325,32 @@ class LiveData:
 
 
 class _NoData:
-    """The probe used when there is no connection: nothing about the rows is known."""
+    """The probe used when there is no connection: nothing about the rows is known.
 
-    def __getattr__(self, name: str) -> Any:
-        return lambda *args, **kwargs: None
+    It spells out DataProbe's questions (rather than answering any attribute), so a
+    misspelled or new question fails loudly instead of reading as "unknown"."""
+
+    def row_count(self, schema: str, table: str) -> int | None:
+        return None
+
+    def null_count(self, schema: str, table: str, column: str) -> int | None:
+        return None
+
+    def non_null_count(self, schema: str, table: str, column: str) -> int | None:
+        return None
+
+    def duplicate_count(self, schema: str, table: str, columns: Sequence[str], where: str | None) -> int | None:
+        return None
+
+    def orphan_count(self, schema: str, table: str, fk: ForeignKey) -> int | None:
+        return None
+
+    def enum_value_count(self, schema: str, table: str, column: str, values: Sequence[str],
+                         array: bool) -> int | None:
+        return None
+
+    def converts(self, schema: str, table: str, column: str, cast: str) -> bool | None:
+        return None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -366,8 +389,9 @@ _OPS: list[tuple[str, re.Pattern[str]]] = [
 
 
 def classify(sql: str) -> str:
-    """What one statement does, from its leading keywords (identifiers are skipped, never read
-    as keywords: a column named `x"; DROP TABLE users; --` stays a name)."""
+    """What one statement of free SQL (a runbook's) does, from its leading keywords
+    (identifiers are skipped, never read as keywords: a column named `x"; DROP TABLE users; --`
+    stays a name). Fixes never come through here: their statements carry their op."""
     text = sql.lstrip()
     for op, pattern in _OPS:
         if pattern.match(text):
@@ -402,14 +426,16 @@ _PHASE_OF_OP = {
 }
 
 
-def phase_of(op: str, finding: Finding) -> str:
+def phase_of(statement: Statement, finding: Finding) -> str:
     """The phase a statement runs in: the one place that decides a plan's order (`PHASES`)."""
+    op = statement.op
     if finding.kind == "column_type":
         return "column_changes"  # a drop-and-add replacement must drop before it adds
     if finding.kind == "extra_enum_value":
         return "enums"  # an enum recreation is one block: new type, move columns, swap, drop old
     if op == "drop_constraint":
-        return "drop_foreign_keys" if finding.kind in ("foreign_key", "extra_foreign_key") else "primary_keys"
+        # by what it drops: nothing depends on a foreign key, so those go first
+        return "drop_foreign_keys" if statement.target.kind == "foreign_key" else "primary_keys"
     if op in _PHASE_OF_OP:
         return _PHASE_OF_OP[op]
     return "column_changes" if finding.kind == "column_default" else "tables"
@@ -427,6 +453,7 @@ class _Draft:
     findings: list[Finding]
     unit: int
     order: tuple[int, int]  # (declaration rank, position in its fix)
+    target: Target
     safety: str = SAFE
     reason: str | None = None
 
@@ -440,39 +467,38 @@ def plan_fixes(expected: Catalog, actual: Catalog, report: DriftReport, data: Da
     An index the schema cannot express (partial, on an expression, with INCLUDE) is kept:
     its finding has no fix, and it is dropped only when `drop_indexes` names it.
     """
-    probe: Any = data if data is not None else _NoData()
+    probe: DataProbe = data if data is not None else _NoData()
     rank = _declaration_rank(expected, actual)
-    units: dict[str, int] = {}
+    units: dict[tuple[str, ...], int] = {}
     drafts: list[_Draft] = []
     by_sql: dict[tuple[str, str], _Draft] = {}
     unfixable: list[Finding] = []
     named = set(drop_indexes)
     converts: dict[tuple[str, str | None, str | None], bool | None] = {}
     for finding in report.findings:
-        fix = finding.fix
+        fix: Fix = finding.statements
         if finding.kind == "column_type" and fix:
             fix = _conversion_or_replacement(expected, actual, finding, probe, converts) or fix
         elif not fix and finding.kind in ("extra_index", "index") and finding.name in named:
             fix = _named_drop(actual, finding)
-        if not fix or not fix.strip():
+        if not fix:
             unfixable.append(finding)
             continue
-        text = fix.strip()
-        if text in units:  # the same fix for several findings (an enum recreation): run it once
+        key = tuple(st.sql for st in fix)
+        if key in units:  # the same fix for several findings (an enum recreation): run it once
             for d in drafts:
-                if d.unit == units[text] and finding not in d.findings:
+                if d.unit == units[key] and finding not in d.findings:
                     d.findings.append(finding)
             continue
-        unit = units[text] = len(units)
-        for position, statement in enumerate(split_statements(text)):
-            sql = statement.strip() + ";"
-            op = classify(sql)
-            phase = phase_of(op, finding)
+        unit = units[key] = len(units)
+        for position, st in enumerate(fix):
+            sql = st.sql.strip()
+            phase = phase_of(st, finding)
             same = by_sql.get((phase, sql))
             if same is not None:  # two fixes share a statement: run it once, credit both
                 same.findings.append(finding)
                 continue
-            d = _Draft(sql, op, phase, [finding], unit, (rank(finding, op), position))
+            d = _Draft(sql, st.op, phase, [finding], unit, (rank(finding, st.op), position), st.target)
             drafts.append(d)
             by_sql[(phase, sql)] = d
     drafts.sort(key=lambda d: (PHASES.index(d.phase), d.order))
@@ -486,12 +512,12 @@ def plan_fixes(expected: Catalog, actual: Catalog, report: DriftReport, data: Da
 
 
 def _conversion_or_replacement(expected: Catalog, actual: Catalog, f: Finding, probe: Any,
-                               converts: dict[tuple[str, str | None, str | None], bool | None]) -> str | None:
+                               converts: dict[tuple[str, str | None, str | None], bool | None]) -> Fix | None:
     """For a type PostgreSQL cannot convert by itself: the finding's own USING conversion when
     every live value converts (or that cannot be told: the rehearsal will), else Prisma's
     drop-and-add of the column. None: the finding's fix as it is. `converts` keeps the
     answer for the classifier."""
-    from .ddl import add_foreign_key, conversion_cast, create_index, needs_using, replace_column
+    from .ddl import add_foreign_key_fix, conversion_cast, create_index_fix, needs_using, replace_column_fix
 
     want, live = expected.table(f.schema, f.table or ""), actual.table(f.schema, f.table or "")
     col = want.column(f.column) if want and f.column else None
@@ -503,19 +529,20 @@ def _conversion_or_replacement(expected: Catalog, actual: Catalog, f: Finding, p
     converts[(f.schema, f.table, f.column)] = ok
     if ok is False:
         # DROP COLUMN takes the column's indexes and foreign keys with it: re-create the schema's
-        return "\n".join([replace_column(want, col, have)]
-                         + [create_index(want, i) for i in want.indexes if any(c.name == col.name for c in i.columns)]
-                         + [add_foreign_key(want, k) for k in want.foreign_keys if col.name in k.columns])
+        return (replace_column_fix(want, col, have)
+                + tuple(st for i in want.indexes if any(c.name == col.name for c in i.columns)
+                        for st in create_index_fix(want, i))
+                + tuple(st for k in want.foreign_keys if col.name in k.columns for st in add_foreign_key_fix(want, k)))
     return None
 
 
-def _named_drop(actual: Catalog, f: Finding) -> str | None:
+def _named_drop(actual: Catalog, f: Finding) -> Fix | None:
     """`DROP INDEX` for a kept index the user named (`fix --drop-index NAME`)."""
-    from .ddl import drop_index
+    from .ddl import drop_index_fix
 
     live = actual.table(f.schema, f.table or "")
     index = next((i for i in live.indexes if i.name == f.name), None) if live else None
-    return drop_index(live, index) if live and index else None
+    return drop_index_fix(live, index) if live and index else None
 
 
 def _declaration_rank(expected: Catalog, actual: Catalog) -> Any:
@@ -652,18 +679,19 @@ class _Classifier:
                                  f"(statement {self.number[id(create)]})")
         if f.kind == "extra_index" and f.expected:  # a duplicate of the schema's own index
             return SAFE, f"drops index {f.name} on {f.table}, a duplicate of {f.expected}, which stays"
-        unique = f.actual is not None and f.actual.startswith("UNIQUE")
+        live = self._live(f)
+        index = next((i for i in live.indexes if i.name == d.target.name), None) if live else None
+        unique = index is not None and index.unique
         what = "it stops rejecting duplicates" if unique else "queries that used it may get slower"
         return DESTRUCTIVE, f"drops {'unique ' if unique else ''}index {f.name} on {f.table}: {what}"
 
     def _drop_constraint(self, d: _Draft, f: Finding) -> tuple[str, str | None]:
         add = self._mate(d, "add_foreign_key") or self._mate(d, "add_primary_key")
-        if f.kind in ("foreign_key", "extra_foreign_key"):
-            what = f"foreign key {f.name} on {f.table}"
+        if d.target.kind == "foreign_key":
+            what = f"foreign key {d.target.name} on {f.table}"
             loss = f"{f.table} rows no longer have to match a referenced row"
         else:
-            name = (f.actual or "").split(" (")[0] or f.name
-            what = f"primary key {name} of {f.table}"
+            what = f"primary key {d.target.name} of {f.table}"
             loss = "duplicate ids are no longer prevented"
         if add is not None:
             return DESTRUCTIVE, f"drops {what} to re-create it as the schema expects (statement {self.number[id(add)]})"

@@ -6,7 +6,6 @@
     deploy(url, migrations_dir, limits=None, *, on_progress=None) -> DeployResult
     resolve_applied(url, migrations_dir, name, limits=None) -> ResolveResult
     resolve_rolled_back(url, migrations_dir, name, limits=None) -> ResolveResult
-    run_command(command, timeout, env=None, on_line=None) -> CommandResult
     split_prisma_url(url) -> (libpq_url, schema)
 
 Everything here follows Prisma's schema engine (see ../shared/notes/prisma-migrate-internals.md),
@@ -45,19 +44,15 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import threading
 import time
 import uuid
-from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache
 from hashlib import sha256
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .db import connect, redact, scrub, split_prisma_url
 from .errors import (
@@ -69,7 +64,8 @@ from .errors import (
     StatementFailed,
     UsageError,
 )
-from .guard import Limits, exclusive_session, first_line, run_in_transaction, run_script
+from .guard import Limits, exclusive_session, run_in_transaction, run_script
+from .sqltext import first_line
 
 if TYPE_CHECKING:
     import psycopg
@@ -78,24 +74,25 @@ __all__ = [
     "MIGRATIONS_TABLE",
     "STATES",
     "AppliedMigration",
-    "CommandResult",
     "DeployResult",
     "Migration",
     "MigrationRow",
     "MigrationState",
     "MigrationStatus",
+    "MigrationSummary",
     "MigrationsDir",
     "ResolveResult",
     "checksum",
     "checksum_matches",
+    "default_migrations_dir",
     "deploy",
     "diagnose",
     "read_migrations_dir",
     "resolve_applied",
     "resolve_rolled_back",
-    "run_command",
     "split_prisma_url",
     "status",
+    "summarize",
 ]
 
 MIGRATIONS_TABLE = "_prisma_migrations"
@@ -117,8 +114,6 @@ _CREATE_TABLE = """CREATE TABLE {} (
 # Tables Prisma ignores when deciding whether a database is empty (PostGIS's own).
 _IGNORED_TABLES = re.compile(r"^(spatial_ref_sys|geometry_columns|geography_columns|raster_columns|raster_overviews)$",
                              re.IGNORECASE)
-
-# URL parameters Prisma understands and libpq rejects ("invalid URI query parameter").
 
 _RESOLVE_URL = "https://pris.ly/d/migrate-resolve"
 _STATUS_TIMEOUT_MS = 30_000
@@ -575,7 +570,7 @@ def _apply_one(conn: "psycopg.Connection", conn_url: str, url: str, schema: str,
 
 
 def _what_happened(script: str) -> str:
-    from .guard import is_transaction_control, split_statements
+    from .sqltext import is_transaction_control, split_statements
 
     try:
         own = any(is_transaction_control(s) for s in split_statements(script))
@@ -635,6 +630,7 @@ class ResolveResult:
     rolled_back_rows: int  # failed rows now marked rolled back
     inserted_id: str | None  # the new row (resolve --applied)
     created_table: bool
+    statements: tuple[str, ...] = ()  # the SQL it ran on _prisma_migrations, for the audit log
 
 
 def resolve_applied(url: str, migrations_dir: str | os.PathLike[str], name: str,
@@ -680,7 +676,7 @@ def resolve_applied(url: str, migrations_dir: str | os.PathLike[str], name: str,
                   "VALUES ({}, {}, '', now(), now(), {})",
             table, _lit(row_id), _lit(migration.checksum), _lit(name)))
         run_in_transaction(conn, statements, limits)
-    return ResolveResult(name, "applied", len(failed), row_id, created)
+    return ResolveResult(name, "applied", len(failed), row_id, created, tuple(statements))
 
 
 def resolve_rolled_back(url: str, migrations_dir: str | os.PathLike[str], name: str,
@@ -716,151 +712,140 @@ def resolve_rolled_back(url: str, migrations_dir: str | os.PathLike[str], name: 
         if all(r.finished_at is not None for r in rows):
             raise MigrateError("P3012", f"Migration `{name}` cannot be rolled back because it is not in a failed state.")
         failed = [r.id for r in rows if r.failed]
-        if failed:
-            table = _table(schema)
-            run_in_transaction(conn, [_sql(conn, "UPDATE {} SET rolled_back_at = now() WHERE id = {}", table,
-                                           _lit(i)) for i in failed], limits)
-    return ResolveResult(name, "rolled_back", len(failed), None, False)
+        table = _table(schema)
+        statements = [_sql(conn, "UPDATE {} SET rolled_back_at = now() WHERE id = {}", table, _lit(i)) for i in failed]
+        if statements:
+            run_in_transaction(conn, statements, limits)
+    return ResolveResult(name, "rolled_back", len(failed), None, False, tuple(statements))
 
 
 # ---------------------------------------------------------------------------------------------
-# Running Prisma's own deploy (or any command) under supervision
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    exit_code: int  # negative: killed by that signal (e.g. -15 after a timeout)
-    output_tail: tuple[str, ...]  # the last lines (stdout and stderr merged), passwords scrubbed
-    timed_out: bool
-    seconds: float
-
-
-def run_command(
-    command: str,
-    timeout: float,
-    env: Mapping[str, str] | None = None,
-    on_line: Callable[[str], None] | None = None,
-    *,
-    tail_lines: int = 40,
-    kill_grace: float = 5.0,
-) -> CommandResult:
-    """Run `command` through the shell in its own process group, streaming its output.
-
-    Each output line (stdout and stderr merged, decoded as UTF-8, any password from a URL
-    in `env` scrubbed) goes to `on_line` as it comes. After `timeout` seconds the whole
-    process group gets SIGTERM, then SIGKILL after `kill_grace` seconds. stdin is closed,
-    so a command that prompts fails instead of hanging.
-    """
-    import queue
-    import signal
-
-    if not command or not command.strip():
-        raise UsageError("the command is empty")
-    if not (timeout > 0):
-        raise UsageError(f"the timeout must be a positive number of seconds, not {timeout!r}")
-    environ = dict(os.environ)
-    environ.update(env or {})
-    secrets = [v for v in (env or {}).values() if "://" in v]
-
-    def clean(line: str) -> str:
-        for secret in secrets:
-            line = scrub(line, secret)
-        return scrub(line)
-
-    started = time.monotonic()
-    try:
-        proc = subprocess.Popen(command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env=environ, start_new_session=True)
-    except OSError as exc:
-        raise UsageError(f"cannot run the command: {exc.strerror or exc}") from None
-    lines: queue.Queue[bytes | None] = queue.Queue()
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        try:
-            for raw in iter(proc.stdout.readline, b""):
-                lines.put(raw)
-        except (OSError, ValueError):  # the pipe was closed under us after the command ended
-            pass
-        lines.put(None)
-
-    reader = threading.Thread(target=pump, name="driftwatch-command-output", daemon=True)
-    reader.start()
-    tail: deque[str] = deque(maxlen=tail_lines)
-
-    def emit(raw: bytes) -> None:
-        line = clean(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
-        tail.append(line)
-        if on_line is not None:
-            on_line(line)
-
-    deadline = started + timeout
-    timed_out = False
-    exited_at: float | None = None
-    while True:
-        now = time.monotonic()
-        if now >= deadline:
-            timed_out = proc.poll() is None
-            break
-        if exited_at is None and proc.poll() is not None:
-            exited_at = now
-        if exited_at is not None and now - exited_at > 2.0:
-            break  # the shell is gone; a background child still holds the pipe: stop reading
-        try:
-            raw = lines.get(timeout=min(0.2, deadline - now))
-        except queue.Empty:
-            continue
-        if raw is None:
-            break
-        emit(raw)
-    if timed_out:
-        _signal_group(proc, signal.SIGTERM)
-        try:
-            proc.wait(timeout=kill_grace)
-        except subprocess.TimeoutExpired:
-            _signal_group(proc, signal.SIGKILL)
-    try:
-        code = proc.wait(timeout=kill_grace + 5)
-    except subprocess.TimeoutExpired:
-        _signal_group(proc, signal.SIGKILL)
-        code = proc.wait()
-    # whatever is still queued (the last lines before exit)
-    while True:
-        try:
-            raw = lines.get_nowait()
-        except queue.Empty:
-            break
-        if raw is None:
-            break
-        emit(raw)
-    if proc.stdout is not None and not reader.is_alive():
-        proc.stdout.close()
-    return CommandResult(code, tuple(tail), timed_out, time.monotonic() - started)
-
-
-def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
-    try:
-        os.killpg(proc.pid, sig)  # start_new_session: the group id is the shell's pid
-    except (ProcessLookupError, PermissionError):
-        pass
+# The summary shown next to drift
 
 
 SUMMARY_STATES = ("applied", "pending", "failed", "rolled_back", "edited", "missing_locally")
 
 
-def history_summary(url: str, migrations_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    """The migrations folder against `_prisma_migrations`, shown next to drift: in the incident
-    the drift was the symptom and an unapplied migration its cause. Never raises for a
-    DriftwatchError: a check must not fail because the history cannot be read."""
-    from .errors import DriftwatchError
+def default_migrations_dir(schema: str | os.PathLike[str] | None, given: str | os.PathLike[str] | None = None
+                           ) -> Path | None:
+    """The migrations folder to compare next to a drift check: the one given (``"none"``: no
+    folder), else the schema's sibling ``migrations/`` when it exists, else None.
+
+    `check`, `fix`, `runbook run` and the dashboard (`DRIFTWATCH_MIGRATIONS`) all decide
+    here, so they never compare different folders for the same schema. The `migrate`
+    commands need a folder and default to `prisma/migrations` instead, as Prisma's CLI."""
+    if given is not None and str(given) != "":
+        return None if str(given) == "none" else Path(given)
+    if schema is None:
+        return None
+    folder = Path(schema).parent / "migrations"
+    return folder if folder.is_dir() else None
+
+
+@dataclass(frozen=True)
+class MigrationSummary:
+    """The migrations folder against `_prisma_migrations`, in the terms the next step needs.
+
+    `by_state` holds the non-empty states, in SUMMARY_STATES order. `existing` maps each
+    pending (or rolled-back) migration to the objects its script creates that the database
+    already has: a deploy would fail on them (P3018). `empty` says whether the schema has
+    no tables (so an unmanaged database can simply be deployed, no P3005). `created_tables`
+    says which tables the folder's scripts create at all: a missing table none creates is a
+    schema change without a migration, which no deploy fixes. `error` is set,
+    and the rest left empty, when the history could not be read.
+    """
+
+    directory: str
+    managed: bool = False
+    up_to_date: bool = False
+    by_state: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    local: tuple[str, ...] = ()  # the folder's migrations, in the order deploy applies them
+    existing: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    empty: bool | None = None
+    created_tables: frozenset[str] | None = None  # every table some migration.sql creates (or renames into)
+    error: str | None = None
+
+    def names(self, *states: str) -> list[str]:
+        """Migration names in any of `states`, sorted as deploy would apply them."""
+        return sorted(n for st in states for n in self.by_state.get(st, ()))
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per state other than applied, e.g. "pending: 2025…_add_avatar_projects"."""
+        if self.error is not None:
+            return [f"could not read the history: {self.error}"]
+        lines = [] if self.managed else ["not managed by Prisma Migrate (no _prisma_migrations table)"]
+        lines += [f"{state.replace('_', ' ')}: {', '.join(names)}" for state, names in self.by_state.items()
+                  if state != "applied"]
+        return lines
+
+    def to_json(self) -> dict[str, Any]:
+        """The `migrations` object of `check --format json`."""
+        if self.error is not None:
+            return {"directory": self.directory, "error": self.error}
+        return {"directory": self.directory, "managed": self.managed, "up_to_date": self.up_to_date,
+                "by_state": {state: list(names) for state, names in self.by_state.items()}}
+
+
+def summarize(url: str, migrations_dir: str | os.PathLike[str], st: MigrationStatus | None = None
+              ) -> MigrationSummary:
+    """The history next to drift: in the incident the drift was the symptom and an unapplied
+    migration its cause. Never raises for a DriftwatchError (a check must not fail because
+    the history cannot be read): the summary carries the error instead. `st`: a status
+    already read for the same database and folder."""
+    from .sqltext import created_objects
 
     try:
-        st = status(url, migrations_dir)
+        st = st if st is not None else status(url, migrations_dir)
+        folder = read_migrations_dir(migrations_dir)
+        waiting = [m for m in folder.migrations if (s := st.get(m.name)) is not None
+                   and s.state in ("pending", "rolled_back")]
+        existing, empty = _already_there(url, waiting)
+        created = frozenset(name for m in folder.migrations
+                            for kind, name in created_objects(m.script, if_not_exists=True) if kind == "table")
     except DriftwatchError as exc:
-        return {"directory": str(migrations_dir), "error": str(exc)}
-    return {
-        "directory": str(migrations_dir),
-        "managed": st.managed,
-        "up_to_date": st.up_to_date,
-        "by_state": {state: st.names(state) for state in SUMMARY_STATES if st.names(state)},
-    }
+        return MigrationSummary(str(migrations_dir), error=str(exc))
+    return MigrationSummary(
+        directory=str(migrations_dir), managed=st.managed, up_to_date=st.up_to_date,
+        by_state={state: tuple(st.names(state)) for state in SUMMARY_STATES if st.names(state)},
+        local=tuple(folder.names), existing=existing, empty=empty, created_tables=created,
+    )
+
+
+def _already_there(url: str, waiting: Sequence[Migration]) -> tuple[dict[str, tuple[str, ...]], bool]:
+    """For each migration, the objects its script creates that exist already; and whether
+    the schema has no tables at all. One short read-only session."""
+    import psycopg
+
+    from .sqltext import created_objects
+
+    conn_url, schema = split_prisma_url(url)
+    wanted = {m.name: created_objects(m.script) for m in waiting}
+    conn = connect(conn_url)
+    try:
+        with conn.transaction():
+            conn.execute(f"SET TRANSACTION READ ONLY; SET LOCAL statement_timeout = {_STATUS_TIMEOUT_MS}")
+            tables = conn.execute(_query("migrations_tables.sql"), {"schema": schema}).fetchall()
+            found: dict[str, tuple[str, ...]] = {}
+            for name, objects in wanted.items():
+                there = [f"{kind} {obj}" for kind, obj in objects if _exists(conn, schema, kind, obj)]
+                if there:
+                    found[name] = tuple(there)
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot read the catalog of {redact(url)}: {scrub(_first(exc), url)}") from None
+    finally:
+        conn.close()
+    others = [t for (t,) in tables if t != MIGRATIONS_TABLE and not _IGNORED_TABLES.match(t)]
+    return found, not others
+
+
+def _exists(conn: "psycopg.Connection", schema: str, kind: str, name: str) -> bool:
+    if kind == "column":
+        table, _, column = name.partition(".")
+        query = ("SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass(format('%%I.%%I', %s::text, %s::text)) "
+                 "AND attname = %s AND attnum > 0 AND NOT attisdropped")
+        return conn.execute(query, (schema, table, column)).fetchone() is not None
+    function = "to_regtype" if kind == "type" else "to_regclass"
+    row = conn.execute(f"SELECT {function}(format('%%I.%%I', %s::text, %s::text)) IS NOT NULL",
+                       (schema, name)).fetchone()
+    return bool(row and row[0])

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import UsageError
-from .guard import is_transaction_control, split_statements
+from .sqltext import is_transaction_control, split_statements
 
 __all__ = ["REQUIRED_FIELDS", "Runbook", "find_runbooks_dir", "list_runbooks", "load_runbook", "parse_runbook"]
 

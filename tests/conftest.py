@@ -25,6 +25,9 @@ from checks.localpg import LocalPostgres, start  # noqa: E402
 
 # The tests must not write into the user's own cache (~/.cache/driftwatch).
 os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="driftwatch-test-cache-")
+# A parser fast-path failure on a valid schema is a bug that would only make parsing slower:
+# in tests it fails (checks.psl.parser._fast_path_missed), subprocesses included.
+os.environ["DRIFTWATCH_STRICT_FAST_PATH"] = "1"
 
 SAMPLE_APP = ROOT / "examples" / "avatar-studio"
 SAMPLE_SCHEMA = SAMPLE_APP / "prisma" / "schema.prisma"

@@ -139,3 +139,18 @@ def test_help_still_lists_every_command_group():
     assert done.returncode == 0
     for group in ("check", "sql", "fix", "migrate", "runbook", "audit"):
         assert group in out
+
+
+def test_a_reader_that_closes_the_pipe_early_gets_no_internal_error(tmp_path):
+    """`driftwatch audit --format json | head -1`: the rest of the output has nowhere to go."""
+    from checks.history import ActionRecord, HistoryStore
+
+    store_path = tmp_path / "h.sqlite3"
+    with HistoryStore.open(str(store_path)) as store:
+        for i in range(300):
+            store.record_action(ActionRecord(kind="fix", statements="SELECT 1;\n" * 50, details={"n": i}))
+    done = subprocess.run(f'"{sys.executable}" -m checks audit --format json --limit 300 '
+                          f'--history-url "{store_path}" | head -c 10', shell=True, cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.stdout == '{\n  "store'  # 10 bytes
+    assert "internal error" not in done.stderr and "BrokenPipe" not in done.stderr, done.stderr

@@ -81,11 +81,22 @@ def test_the_page_names_the_migration_that_was_never_applied(incident_db):
     assert "driftwatch migrate deploy" in history
 
 
-def test_re_check_runs_the_check_again_without_error(incident_db):
+def test_re_check_asks_the_database_again_instead_of_the_cached_result(incident_db):
+    import psycopg
+
     at = run_app(DATABASE_URL=incident_db, DRIFTWATCH_SCHEMA=SCHEMA)
-    next(b for b in at.button if b.label == "Re-check").click().run()
-    assert not at.exception
     assert at.error[0].value.startswith("Drift: ")
+    pending = sample_migrations()[1] / "migration.sql"
+    with psycopg.connect(incident_db, autocommit=True) as conn:  # someone fixes the database meanwhile
+        conn.execute(pending.read_text())
+    at.run()  # a plain rerun: the cached result, still drift
+    assert not at.exception and at.error and at.error[0].value.startswith("Drift: ")
+    next(b for b in at.button if b.label == "Re-check").click().run()  # forget(): the database is asked again
+    assert not at.exception
+    assert not at.error
+    assert at.success[0].value.startswith("In sync")
+    # the migration is still recorded as pending while its objects exist: deploy would fail
+    assert any("migrate deploy would fail" in w.value for w in at.warning)
 
 
 def test_a_database_with_every_migration_applied_is_in_sync(make_db):

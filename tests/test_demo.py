@@ -81,11 +81,27 @@ def test_prisma_migrations_holds_the_first_migration_as_prisma_writes_it(inciden
     assert steps == 1
 
 
-def test_the_demo_has_sample_data(incident):
+def test_the_demo_holds_the_incident_and_data_the_app_can_read(incident):
+    from checks.check import check_database
+
     with psycopg.connect(incident.url) as conn:
-        users = conn.execute('SELECT count(*) FROM "users"').fetchone()[0]
         avatars = conn.execute('SELECT count(*) FROM "avatars"').fetchone()[0]
-    assert users >= 2 and avatars >= 3
+        owned = conn.execute('SELECT count(*) FROM "avatars" a JOIN "users" u ON u."id" = a."userId"').fetchone()[0]
+        statuses = {r[0] for r in conn.execute('SELECT DISTINCT "status"::text FROM "avatars"')}
+        signed_in = conn.execute('SELECT u."email" FROM "sessions" s JOIN "users" u ON u."id" = s."userId"').fetchall()
+    assert avatars >= 3 and owned == avatars  # every avatar belongs to a user, as the foreign key says
+    assert {"COMPLETED", "PROCESSING", "FAILED"} <= statuses  # the enum values the app shows
+    assert len(signed_in) == 1
+    # the incident exactly as the README tells it: the table and the column of the second migration
+    report = check_database(incident.url, incident.schema_path).report
+    assert {(f.kind, f.table, f.column or f.name) for f in report.findings} == {
+        ("missing_table", "avatar_projects", None),
+        ("missing_foreign_key", "avatar_projects", "avatar_projects_userId_fkey"),
+        ("missing_index", "avatar_projects", "avatar_projects_userId_idx"),
+        ("missing_column", "avatars", "projectId"),
+        ("missing_foreign_key", "avatars", "avatars_projectId_fkey"),
+        ("missing_index", "avatars", "avatars_projectId_idx"),
+    }
 
 
 def test_a_second_start_reuses_the_server_and_does_not_reseed(demo_dir, incident):

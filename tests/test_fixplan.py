@@ -545,3 +545,59 @@ def test_fix_warns_when_a_pending_migration_would_collide_with_a_hand_fix(incide
     assert err.getvalue() == ""
     assert "20251012082000_add_avatar_projects" in out.getvalue().split("Fix plan")[0]
     assert "driftwatch migrate deploy" in out.getvalue()
+
+
+def test_without_live_rows_every_question_is_unknown_and_a_misspelled_one_fails():
+    from checks.fixplan import DataProbe, _NoData
+
+    probe = _NoData()
+    questions = [name for name in vars(DataProbe) if not name.startswith("_")]
+    assert questions and all(getattr(probe, name)(*[None] * (getattr(DataProbe, name).__code__.co_argcount - 1))
+                             is None for name in questions)
+    with pytest.raises(AttributeError):
+        probe.null_cuont("public", "t", "c")  # noqa: B018 - a typo must not read as "unknown"
+
+
+def test_fixes_are_data_whose_ops_agree_with_what_their_sql_says():
+    """Every statement a finding carries names its op and target; a plan reads those, and they
+    agree with what the SQL itself says (classify stays only for runbooks' free SQL)."""
+    from checks.catalog import ForeignKey
+    from checks.ddl import Statement
+
+    users = Table("public", "users", (Column("id", "integer", False), Column("email", "text", True)),
+                  PrimaryKey("users_pkey", ("id",)),
+                  (Index("users_email_key", (IndexColumn("email"),), unique=True),))
+    posts = Table("public", "posts", (Column("id", "integer", False), Column("userId", "integer", False)),
+                  PrimaryKey("posts_pkey", ("id",)), (),
+                  (ForeignKey("posts_userId_fkey", ("userId",), "public", "users", ("id",), "CASCADE", "CASCADE"),))
+    expected = Catalog(("public",), (users, posts), ())
+    live_users = Table("public", "users", (Column("id", "bigint", False), Column("email", "text", False),
+                                           Column("old", "text", True)),
+                       PrimaryKey("users_pk_old", ("email",)),
+                       (Index("users_email_idx", (IndexColumn("email"),), unique=True),))
+    live_posts = Table("public", "posts", (Column("id", "integer", False), Column("userId", "integer", False)),
+                       PrimaryKey("posts_pkey", ("id",)), (),
+                       (ForeignKey("posts_userId_fkey", ("userId",), "public", "users", ("id",), "NO ACTION",
+                                   "CASCADE"),))
+    actual = Catalog(("public",), (live_users, live_posts), ())
+    report = diff(expected, actual)
+    statements = [st for f in report.findings for st in f.statements]
+    assert statements and all(isinstance(st, Statement) for st in statements)
+    assert all(classify(st.sql) == st.op for st in statements), [
+        (st.op, classify(st.sql), st.sql) for st in statements if classify(st.sql) != st.op]
+    # a primary key drop is judged by its target, not by the finding's display text
+    plan = plan_fixes(expected, actual, report)
+    [drop_pk] = [s for s in plan.statements if s.op == "drop_constraint" and "users_pk_old" in s.sql]
+    assert drop_pk.phase == "primary_keys" and "primary key users_pk_old of users" in drop_pk.reason
+    [drop_fk] = [s for s in plan.statements if s.op == "drop_constraint" and "posts_userId_fkey" in s.sql]
+    assert drop_fk.phase == "drop_foreign_keys"
+    from dataclasses import replace
+
+    from checks.findings import DriftReport
+
+    shown = ("primary_key", "extra_primary_key", "index", "extra_index", "foreign_key", "extra_foreign_key")
+    reworded = DriftReport(tuple(replace(f, message="reworded", actual="reworded" if f.kind in shown else f.actual)
+                                 for f in report.findings))  # the display texts, not the types
+    again = plan_fixes(expected, actual, reworded)
+    assert [(s.sql, s.safety, s.reason) for s in again.statements] == \
+        [(s.sql, s.safety, s.reason) for s in plan.statements]

@@ -15,7 +15,16 @@ import pytest
 from sqlalchemy import UniqueConstraint, create_engine, inspect, select, text
 
 from checks.cli import run
-from checks.errors import HistoryError, UsageError
+from checks.errors import (
+    ConnectionLost,
+    HistoryError,
+    LockBusy,
+    LockTimeout,
+    MigrateError,
+    MigrationFailed,
+    StatementFailed,
+    UsageError,
+)
 from checks.history import ActionRecord, CheckSpec, HistoryStore, timed_action
 from checks.monitor.results import CheckResult
 from checks.history import migrations, tables
@@ -168,25 +177,72 @@ def test_timed_action_keeps_refused_when_the_body_set_it_before_raising(store):
     assert store.get_action(action.id).outcome == "refused"
 
 
-def test_timed_action_takes_the_outcome_an_exception_names(store):
-    class RolledBack(Exception):
-        audit_outcome = "rolled_back"
-
-    with pytest.raises(RolledBack):
+@pytest.mark.parametrize("exc, outcome", [
+    (StatementFailed("statement 3/4 failed; the transaction was rolled back", index=2), "rolled_back"),
+    (StatementFailed("statement 2/2 (CREATE INDEX CONCURRENTLY) failed after the commit", committed=True), "failed"),
+    (LockTimeout("statement 1/1 waited longer than lock_timeout", index=0), "failed"),
+    (LockBusy("another migration holds Prisma's advisory lock"), "refused"),
+    (UsageError("--record-migration goes with --apply"), "refused"),
+    (MigrateError("P3009", "migrate found failed migrations"), "refused"),
+    (MigrationFailed("migration x failed", migration="x", sqlstate="42P07", database_error="exists", logs="…"),
+     "failed"),
+    (ConnectionLost("the session ended"), "failed"),
+    (KeyboardInterrupt(), "interrupted"),
+], ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else v)
+def test_timed_action_takes_the_outcome_the_engine_exception_names(store, exc, outcome):
+    with pytest.raises(type(exc)):
         with timed_action(store, "fix") as action:
-            raise RolledBack("statement 3 failed; the transaction was rolled back")
-    assert store.get_action(action.id).outcome == "rolled_back"
+            raise exc
+    assert store.get_action(action.id).outcome == outcome
+
+
+def test_timed_action_stores_the_start_before_the_body_runs(store):
+    with timed_action(store, "deploy", statements="CREATE TABLE t ();") as action:
+        during = store.get_action(action.id)
+    assert (during.outcome, during.finished_at, during.statements) == ("started", None, "CREATE TABLE t ();")
+    after = store.get_action(action.id)
+    assert after.outcome == "applied" and after.finished_at is not None
+    assert [a.id for a in store.list_actions()] == [action.id]  # the same row, finished: not a second one
+
+
+def test_timed_action_never_runs_the_body_when_the_store_cannot_record_the_start():
+    class DownStore:
+        def record_action(self, record):
+            raise HistoryError("cannot record an action in history store x: disk full")
+
+    ran = []
+    with pytest.raises(HistoryError, match="disk full"):
+        with timed_action(DownStore(), "fix"):
+            ran.append(True)
+    assert ran == []
 
 
 def test_timed_action_never_hides_the_failure_when_the_store_cannot_write():
-    class BrokenStore:
+    class BrokenStore:  # takes the start, then goes away before the outcome
         def record_action(self, record):
+            return 1
+
+        def update_action(self, record):
             raise HistoryError("cannot record an action in history store x: disk full")
 
     with pytest.raises(KeyError) as raised:
         with timed_action(BrokenStore(), "fix"):
             raise KeyError("the real failure")
     assert any("was not stored" in note for note in raised.value.__notes__)
+
+
+def test_timed_action_reports_a_lost_outcome_after_success_and_keeps_the_started_row(store):
+    lost = []
+
+    def down(record):
+        raise HistoryError("cannot record an action's outcome in history store x: disk full")
+
+    store.update_action = down  # the store goes away while the action runs
+    with timed_action(store, "fix", on_lost=lost.append) as action:
+        pass
+    del store.update_action
+    assert len(lost) == 1 and "(applied) was not stored" in lost[0] and "stays 'started'" in lost[0]
+    assert store.get_action(action.id).outcome == "started"
 
 
 def test_no_password_is_stored_even_when_handed_one(store, store_url):

@@ -25,10 +25,10 @@ from checks.migrations import (
     read_migrations_dir,
     resolve_applied,
     resolve_rolled_back,
-    run_command,
     split_prisma_url,
     status,
 )
+from checks.shell import run_command
 from tests.conftest import ROOT, SAMPLE_MIGRATIONS, migration_sql
 
 FAST = Limits(lock_timeout=0.5, statement_timeout=10, advisory_wait=0.3)

@@ -189,3 +189,30 @@ def test_stale_tables_in_a_fresh_process_do_not_hang_the_first_parse():
         "assert len(s.models) == 1 and p._fast is not None\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+def test_a_fast_path_failure_on_a_valid_schema_is_counted_logged_and_fails_under_test(monkeypatch, caplog):
+    from checks.psl import parser
+
+    def broken(text, file):
+        raise IndexError("a bug in the fast path")
+
+    monkeypatch.setattr(parser, "_fast_parse", broken)
+    text = "model User {\n  id Int @id\n}\n"
+    with pytest.raises(AssertionError, match="fast path failed on a valid schema .*IndexError"):
+        parse_text(text, "x.prisma")
+    monkeypatch.delenv("DRIFTWATCH_STRICT_FAST_PATH")
+    before = parser.FAST_PATH_MISSES["IndexError"]
+    assert parse_text(text, "x.prisma") == reference(text, "x.prisma")[0]  # still parsed, the slow way
+    assert parser.FAST_PATH_MISSES["IndexError"] == before + 1
+    assert "fast path failed on x.prisma" in caplog.text
+
+
+def test_a_fast_path_stop_on_an_invalid_schema_is_not_a_miss(monkeypatch):
+    from checks.errors import SchemaError
+    from checks.psl import parser
+
+    before = sum(parser.FAST_PATH_MISSES.values())
+    with pytest.raises(SchemaError):
+        parse_text("model User {\n  id Int @id\n", "x.prisma")
+    assert sum(parser.FAST_PATH_MISSES.values()) == before

@@ -18,19 +18,19 @@ given URL, streams its output, kills its process group after --timeout, and chec
 history before and after. Driftwatch does not hold Prisma's advisory lock meanwhile: Prisma
 takes it itself.
 
-Each deploy and resolve is recorded in the audit log (checks.history) when that package is
-available; see `_record`, the single hook.
+Each deploy and resolve is recorded in the audit log through `checks.operations.migrate`
+(which does the work; this module parses and prints): started before it writes, with its SQL
+and the drift before and after. If the audit store cannot be opened, nothing is written.
 """
 from __future__ import annotations
 
 import argparse
-import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
     from checks.migrations import MigrationStatus
 
-DEFAULT_MIGRATIONS = "prisma/migrations"
+DEFAULT_MIGRATIONS = "prisma/migrations"  # as Prisma's CLI; `check` and `fix` use checks.migrations.default_migrations_dir
 DEFAULT_COMMAND_TIMEOUT = 600.0
 
 
@@ -45,6 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                       "(exit 0 all applied, 2 otherwise, 1 error)")
     add_database_option(s)
     _add_migrations_option(s)
+    s.add_argument("--schema", metavar="PATH",
+                   help="judge the next step by the drift against this schema too (default: schema.prisma beside "
+                        "the migrations folder when it exists; 'none' to skip)")
     s.add_argument("--format", choices=("text", "json"), default="text")
     s.set_defaults(func=cmd_status)
 
@@ -102,8 +105,9 @@ def _add_migrations_option(p: argparse.ArgumentParser) -> None:
 
 
 def _add_history_option(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--history-url", metavar="URL",
-                   help="audit log store (default: $DRIFTWATCH_HISTORY_URL, else the user's SQLite file)")
+    from checks.cli import add_history_option
+
+    add_history_option(p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -123,7 +127,33 @@ def cmd_status(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write("\n")
     else:
         out.write(render_status(st))
+        out.write(_next_text(url, st, args))
     return EXIT_OK if st.up_to_date else EXIT_DRIFT
+
+
+def _next_text(url: str, st: "MigrationStatus", args: argparse.Namespace) -> str:
+    """The next step (`checks.operations.next_step`), judged with the drift when a schema is at hand."""
+    from pathlib import Path
+
+    from checks.check import check_database
+    from checks.errors import DriftwatchError
+    from checks.migrations import summarize
+    from checks.operations import next_steps
+
+    schema: Path | None = None
+    if args.schema != "none":
+        beside = Path(args.migrations).parent / "schema.prisma"
+        schema = Path(args.schema) if args.schema else (beside if beside.is_file() else None)
+    drift, note = None, ""
+    if schema is not None:
+        try:
+            drift = check_database(url, schema).report
+        except DriftwatchError as exc:
+            note = f"(the drift check against {schema} failed: {exc})\n"
+    advice = next_steps(drift, summarize(url, args.migrations, st), schema=str(schema) if schema else None)
+    if advice.state == "in_sync":
+        return note
+    return note + "Next: " + "\n".join(advice.lines()) + "\n"
 
 
 _LABELS = {
@@ -147,10 +177,6 @@ def render_status(st: "MigrationStatus") -> str:
     if not st.managed:
         lines.append(f"The database is not managed by Prisma Migrate: there is no _prisma_migrations table in "
                      f"schema {st.schema}.")
-        if local:
-            lines.append(f"If it already has the schema of {local[0].name}, baseline it: "
-                         f"driftwatch migrate resolve --applied {local[0].name}")
-            lines.append("If it is empty, `driftwatch migrate deploy` creates the table and applies every migration.")
         lines.append("")
     width = max((len(m.name) for m in st.migrations), default=0)
     for m in st.migrations:
@@ -200,28 +226,11 @@ def render_status(st: "MigrationStatus") -> str:
     if hidden:
         lines.append("What `prisma migrate status` would not tell you:")
         lines += [f"  - {h}" for h in hidden]
-    if counts["failed"]:
-        name = st.names("failed")[0]
-        lines.append(f"Resolve {name}: after undoing its partial changes, driftwatch migrate resolve --rolled-back "
-                     f"{name}; after completing it by hand, driftwatch migrate resolve --applied {name}.")
-    elif counts["pending"] or counts["rolled_back"]:
-        lines.append("Apply: driftwatch migrate deploy")
     return "\n".join(lines) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------
 # deploy
-
-
-def _limits(args: argparse.Namespace) -> Any:
-    from checks.guard import Limits
-
-    given = {}
-    if args.lock_timeout is not None:
-        given["lock_timeout"] = args.lock_timeout
-    if args.statement_timeout is not None:
-        given["statement_timeout"] = args.statement_timeout
-    return Limits(**given)
 
 
 def cmd_deploy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
@@ -240,13 +249,9 @@ def cmd_deploy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _deploy_native(args: argparse.Namespace, url: str, out: TextIO, err: TextIO) -> int:
-    from checks.cli import EXIT_OK
-    from checks.db import redact
-    from checks.migrations import deploy
+    from checks.cli import EXIT_OK, caller_from, limits_from
+    from checks.operations import deploy_migrations
 
-    limits = _limits(args)
-    started = time.time()
-    t0 = time.monotonic()
     mid_line = [False]
 
     def progress(event: str, name: str, detail: Any) -> None:
@@ -258,17 +263,17 @@ def _deploy_native(args: argparse.Namespace, url: str, out: TextIO, err: TextIO)
             mid_line[0] = False
         out.flush()
 
-    try:
-        result = deploy(url, args.migrations, limits, on_progress=progress)
-    except BaseException as exc:
+    done = deploy_migrations(url, args.migrations, limits=limits_from(args), on_progress=progress,
+                             caller=caller_from(args))
+    _warn(done.warnings, err)
+    if done.error is not None:
         if mid_line[0]:
             out.write("failed\n")
-        _print_details(exc, out)
-        _record(args, "deploy", url, started=started, seconds=time.monotonic() - t0, error=exc,
-                details={"migrations": args.migrations, "lock_timeout": limits.lock_timeout,
-                         "statement_timeout": limits.statement_timeout}, err=err)
-        raise
-    out.write(f"{redact(url)}: ")
+        _print_details(done.error, out)
+        raise done.error
+    result = done.result
+    assert result is not None
+    out.write(f"{done.database}: ")
     if result.applied:
         out.write(f"applied {len(result.applied)} migration(s) in {result.seconds:.2f} s: "
                   f"{', '.join(a.name for a in result.applied)}\n")
@@ -278,64 +283,41 @@ def _deploy_native(args: argparse.Namespace, url: str, out: TextIO, err: TextIO)
         out.write("Created the _prisma_migrations table.\n")
     for w in result.warnings:
         out.write(f"warning: {w}\n")
-    _record(args, "deploy", url, started=started, seconds=time.monotonic() - t0, error=None,
-            details={"migrations": args.migrations, "applied": [a.name for a in result.applied],
-                     "warnings": list(result.warnings), "lock_timeout": limits.lock_timeout,
-                     "statement_timeout": limits.statement_timeout},
-            outcome="applied", err=err)
     return EXIT_OK
 
 
 def _deploy_command(args: argparse.Namespace, url: str, out: TextIO, err: TextIO) -> int:
-    from checks.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK
-    from checks.db import scrub
-    from checks.migrations import run_command, status
+    from checks.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, caller_from
+    from checks.operations import deploy_with_command
 
     timeout = args.timeout if args.timeout is not None else DEFAULT_COMMAND_TIMEOUT
-    started = time.time()
-    t0 = time.monotonic()
-    before = status(url, args.migrations)
-    waiting = before.names("pending", "rolled_back")
-    out.write(f"{before.database}: {len(waiting)} migration(s) to apply"
-              + (f": {', '.join(waiting)}" if waiting else "") + "\n")
-    out.write(f"Running: {scrub(args.command, url)}\n")
-    out.flush()
+
+    def start(outcome: Any) -> None:
+        waiting = outcome.waiting
+        out.write(f"{outcome.before.database}: {len(waiting)} migration(s) to apply"
+                  + (f": {', '.join(waiting)}" if waiting else "") + "\n")
+        out.write(f"Running: {outcome.command}\n")
+        out.flush()
 
     def line(text: str) -> None:
         out.write(f"  | {text}\n")
         out.flush()
 
-    result = run_command(args.command, timeout, env={"DATABASE_URL": url}, on_line=line)
-    after = status(url, args.migrations)
-    left = after.names("pending", "failed", "rolled_back")
-    applied = [n for n in waiting if after.get(n) is not None and after.get(n).state == "applied"]  # type: ignore[union-attr]
-    details = {"migrations": args.migrations, "exit_code": result.exit_code, "timed_out": result.timed_out,
-               "applied": applied, "left": left, "output_tail": list(result.output_tail[-20:])}
-    still = f"still not applied: {', '.join(left)}" if left else "every migration is applied"
-    if result.timed_out:
-        message = (f"the command ran longer than {timeout:g} s and was killed (its process group got SIGTERM); "
-                   f"{still} — check `driftwatch migrate status`")
-        err.write(f"driftwatch: error: {message}\n")
-        _record(args, "migrate_command", url, started=started, seconds=time.monotonic() - t0, outcome="failed",
-                error=message, details=details, err=err, statements=scrub(args.command, url))
+    done = deploy_with_command(url, args.migrations, args.command, timeout=timeout, on_line=line, on_start=start,
+                               caller=caller_from(args))
+    _warn(done.warnings, err)
+    if done.error is not None:
+        raise done.error
+    assert done.result is not None and done.after is not None
+    if done.result.timed_out or done.result.exit_code != 0:
+        err.write(f"driftwatch: error: {done.message}\n")
         return EXIT_ERROR
-    if result.exit_code != 0:
-        message = f"the command exited with code {result.exit_code}; {still}"
-        err.write(f"driftwatch: error: {message}\n")
-        _record(args, "migrate_command", url, started=started, seconds=time.monotonic() - t0, outcome="failed",
-                error=message, details=details, err=err, statements=scrub(args.command, url))
-        return EXIT_ERROR
-    if left:
-        out.write(f"The command succeeded, but {after.database} still has {len(left)} migration(s) not applied: "
-                  f"{', '.join(left)}. Did it deploy to another database (check its DATABASE_URL)?\n")
-        _record(args, "migrate_command", url, started=started, seconds=time.monotonic() - t0, outcome="failed",
-                error=f"still not applied after the command: {', '.join(left)}", details=details, err=err,
-                statements=scrub(args.command, url))
+    if done.left:
+        out.write(f"The command succeeded, but {done.after.database} still has {len(done.left)} migration(s) not "
+                  f"applied: {', '.join(done.left)}. Did it deploy to another database (check its DATABASE_URL)?\n")
         return EXIT_DRIFT
-    out.write(f"Up to date: {len(applied)} migration(s) applied by the command"
-              + (f" ({', '.join(applied)})" if applied else "") + ".\n")
-    _record(args, "migrate_command", url, started=started, seconds=time.monotonic() - t0, outcome="applied",
-            details=details, err=err, statements=scrub(args.command, url))
+    out.write(f"Up to date: {len(done.applied)} migration(s) applied by the command"
+              + (f" ({', '.join(done.applied)})" if done.applied else "") + ".\n")
     return EXIT_OK
 
 
@@ -344,37 +326,26 @@ def _deploy_command(args: argparse.Namespace, url: str, out: TextIO, err: TextIO
 
 
 def cmd_resolve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from checks.cli import EXIT_OK, database_url_from
-    from checks.db import redact
-    from checks.migrations import resolve_applied, resolve_rolled_back
+    from checks.cli import EXIT_OK, caller_from, database_url_from
+    from checks.operations import resolve_migration
 
     url = database_url_from(args)
     name = args.applied if args.applied is not None else args.rolled_back
-    action = "applied" if args.applied is not None else "rolled_back"
-    started = time.time()
-    t0 = time.monotonic()
-    details = {"migrations": args.migrations, "migration": name, "as": action}
-    try:
-        if action == "applied":
-            result = resolve_applied(url, args.migrations, name)
-        else:
-            result = resolve_rolled_back(url, args.migrations, name)
-    except BaseException as exc:
-        _print_details(exc, out)
-        _record(args, "resolve", url, started=started, seconds=time.monotonic() - t0, error=exc, details=details,
-                err=err)
-        raise
-    if action == "applied":
+    done = resolve_migration(url, args.migrations, name, applied=args.applied is not None, caller=caller_from(args))
+    _warn(done.warnings, err)
+    if done.error is not None:
+        _print_details(done.error, out)
+        raise done.error
+    result = done.result
+    assert result is not None
+    if done.applied:
         extra = f" ({result.rolled_back_rows} failed run(s) marked rolled back)" if result.rolled_back_rows else ""
         created = " Created the _prisma_migrations table." if result.created_table else ""
-        out.write(f"{redact(url)}: recorded {name} as applied{extra}.{created}\n")
+        out.write(f"{done.database}: recorded {name} as applied{extra}.{created}\n")
     elif result.rolled_back_rows:
-        out.write(f"{redact(url)}: marked {name} as rolled back; the next deploy applies it again.\n")
+        out.write(f"{done.database}: marked {name} as rolled back; the next deploy applies it again.\n")
     else:
-        out.write(f"{redact(url)}: {name} has no failed run left to mark; nothing changed.\n")
-    details["rolled_back_rows"] = result.rolled_back_rows
-    _record(args, "resolve", url, started=started, seconds=time.monotonic() - t0, error=None, details=details,
-            outcome="applied", err=err)
+        out.write(f"{done.database}: {name} has no failed run left to mark; nothing changed.\n")
     return EXIT_OK
 
 
@@ -386,6 +357,11 @@ def _print_details(exc: BaseException, out: TextIO) -> None:
 
     if isinstance(exc, MigrateError) and exc.details:
         out.write(scrub(exc.details) + "\n")
+
+
+def _warn(warnings: list[str], err: TextIO) -> None:
+    for w in warnings:
+        err.write(f"driftwatch: warning: {w}\n")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,70 +409,3 @@ def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         err.write(f"driftwatch: error: migration {result.failed.name} failed on an empty database: "
                   f"{result.failed.error}\n")
     return result.exit_code(args.strict)
-
-
-# ---------------------------------------------------------------------------------------------
-# audit
-
-
-def _record(
-    args: argparse.Namespace,
-    kind: str,
-    url: str,
-    *,
-    started: float,
-    seconds: float,
-    details: dict[str, Any],
-    error: BaseException | str | None = None,
-    err: TextIO,
-    outcome: str | None = None,
-    statements: str | None = None,
-) -> None:
-    """The one audit hook for migrate: record what was done, by whom, where, how it ended.
-
-    Writes an ActionRecord to checks.history's store (`--history-url`, else its default)
-    when that package is present; does nothing otherwise. The database is stored redacted,
-    errors scrubbed. Auditing never changes the command's result: if the record cannot be
-    stored, a warning goes to stderr and the exit code stays what the operation earned.
-    """
-    try:
-        from checks.history import ActionRecord, HistoryStore
-    except ImportError:
-        return
-    from datetime import datetime, timezone
-
-    from checks.db import redact
-    from checks.errors import LockBusy, MigrateError, UsageError
-
-    if outcome is None:
-        if isinstance(error, (LockBusy, UsageError)) or (isinstance(error, MigrateError) and error.code != "P3018"):
-            outcome = "refused"
-        else:
-            outcome = "failed"
-    text = None
-    if isinstance(error, BaseException):
-        from checks.history.records import one_line_error
-
-        text = one_line_error(error, url)
-    elif error is not None:
-        text = error
-    try:
-        record = ActionRecord(
-            kind=kind,
-            outcome=outcome,
-            started_at=datetime.fromtimestamp(started, timezone.utc),
-            finished_at=datetime.now(timezone.utc),
-            duration_ms=int(round(seconds * 1000)),
-            database=redact(url),
-            target=details.get("migration") or details.get("migrations"),
-            statements=statements,
-            error=text,
-            details=details,
-        )
-        with HistoryStore.open(getattr(args, "history_url", None)) as store:
-            store.record_action(record)
-    except Exception as exc:  # noqa: BLE001 - the audit log must not turn a deploy's result around
-        from checks.db import scrub
-
-        err.write(f"driftwatch: warning: the audit record of this {kind} was not stored: "
-                  f"{scrub(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, url)}\n")

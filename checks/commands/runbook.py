@@ -9,8 +9,11 @@
 NAME is the file stem. `run` previews the statements and rehearses them in a rolled-back
 transaction; with --apply it runs them under the same guards as `driftwatch fix` (Prisma's
 advisory lock, lock_timeout, statement_timeout, one all-or-nothing transaction). Then it runs
-the drift check and shows what is still missing: a runbook written in a hurry rarely covers
-everything, and `driftwatch fix` plans the rest.
+the drift check and shows what is still missing — after a rehearsal, what would still be
+missing after it, seen inside the rehearsal's transaction: a runbook written in a hurry rarely
+covers everything, and `driftwatch fix` plans the rest. Before anything runs it warns when a
+pending migration creates what the runbook creates (the next deploy would fail on it).
+The workflow is `checks.operations.runbook.run_runbook`; this module parses and prints.
 
 Exit codes: `run` without --apply 0 when the rehearsal is clean, 1 otherwise; with --apply
 0 when the database is in sync afterwards, 2 when drift remains, 1 on failure (nothing
@@ -29,9 +32,7 @@ APPLICATION_NAME = "driftwatch runbook"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from checks.cli import add_database_option, add_schema_option
-
-    from .fix import add_guard_options
+    from checks.cli import add_database_option, add_guard_options, add_schema_option
 
     p = subparsers.add_parser("runbook", help="list, show and run reviewed emergency SQL runbooks under the write "
                                               "guard, then show what drift remains")
@@ -132,69 +133,43 @@ def _header(book: "Runbook") -> str:
 
 
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from checks.check import check_database
-    from checks.cli import EXIT_DRIFT, EXIT_OK, database_url_from
-    from checks.db import redact
-    from checks.errors import DriftwatchError
-    from checks.guard import exclusive_session
-    from checks.history import timed_action
-    from checks.report import render_text
+    from checks.cli import EXIT_DRIFT, EXIT_OK, caller_from, database_url_from, limits_from
+    from checks.operations import describe_failure, run_runbook
+    from checks.report import render_text, verdict_line
     from checks.runbooks import load_runbook
 
-    from .fix import GuardedRun, audit_outcome, describe_failure, drift_json, limits_from, open_store, refused, \
-        run_statements, verdict_line
-
     url = database_url_from(args)
-    limits = limits_from(args)
     book = load_runbook(_folder(args), args.name)
     statements = book.statements()
-    target = redact(url)
-    mode = "applied" if args.apply else "rehearsed"
-    details = {"runbook": book.name, "file": str(book.path), "title": book.title, "mode": mode,
-               "schema": str(args.schema), "lock_timeout": limits.lock_timeout,
-               "statement_timeout": limits.statement_timeout}
     out.write(_header(book))
     out.write(f"\n{len(statements)} statement{'s' if len(statements) != 1 else ''}:\n")
     for i, sql in enumerate(statements, 1):
         for k, line in enumerate(sql.splitlines()):
             out.write(f"  {str(i) + '.' if k == 0 else '':>4} {line}\n")
-    store = open_store(args)
-    guarded = GuardedRun()
-    started = False  # the audit record of the run itself has begun
-
-    def failed(exc: BaseException, what: str) -> None:
+    result = run_runbook(url, args.schema, book, apply=args.apply, limits=limits_from(args),
+                         caller=caller_from(args))
+    if result.collisions:
+        folder = result.history.directory  # type: ignore[union-attr]
+        out.write(f"\nNote: {len(result.collisions)} migration(s) in {folder} are not applied and create what "
+                  f"this runbook creates: "
+                  + "; ".join(f"{n} ({', '.join(objs)})" for n, objs in result.collisions.items())
+                  + f".\n  After the runbook, `driftwatch migrate deploy` would fail on them (P3018). Prefer "
+                    f"`driftwatch migrate deploy --migrations {folder}`; if you run the runbook instead, finish "
+                    f"with `driftwatch fix --apply`, then `driftwatch migrate resolve --applied NAME`.\n")
+    for w in result.warnings:
+        err.write(f"driftwatch: warning: {w}\n")
+    target = result.database
+    if result.before is not None:
+        out.write("\nBefore: " + verdict_line(result.before, target) + "\n")
+    if result.error is not None:
+        what = "Nothing was run" if not result.started else \
+            ("Rehearsal" if not args.apply else "Run") + " failed; nothing was changed"
         out.write(f"\n{what}:\n")
-        for line in describe_failure(exc):
+        for line in describe_failure(result.error):
             out.write(f"  {line}\n")
+        raise result.error
 
-    try:
-        with exclusive_session(url, limits, application_name=APPLICATION_NAME) as conn:
-            # Under Prisma's lock from here: no deploy changes the database between the check and the run.
-            before = check_database(url, args.schema)
-            out.write("\nBefore: " + verdict_line(before.report, target) + "\n")
-            try:
-                with timed_action(store, "runbook", database=url, target=book.name,
-                                  statements="\n\n".join(statements), drift_before=drift_json(before.report),
-                                  details=details, outcome=mode) as action:
-                    started = True
-                    try:
-                        run_statements(conn, statements, limits, rehearse=not args.apply, run=guarded)
-                    except BaseException as exc:
-                        action.outcome = audit_outcome(exc)
-                        raise
-                    after = check_database(url, args.schema) if args.apply else before
-                    action.drift_after = drift_json(after.report) if args.apply else None
-            except DriftwatchError as exc:
-                failed(exc, ("Rehearsal" if not args.apply else "Run") + " failed; nothing was changed")
-                raise
-    except DriftwatchError as exc:
-        if not started:
-            failed(exc, "Nothing was run")
-            refused(store, "runbook", url, book.name, details, exc)
-        raise
-    finally:
-        store.close()
-
+    guarded = result.guarded
     results = guarded.status_of()
     out.write("\n" + ("Ran" if args.apply else "Rehearsed (rolled back: nothing was changed)") + ":\n")
     for i, sql in enumerate(statements):
@@ -206,12 +181,16 @@ def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         out.write("It applies cleanly. Run it: driftwatch runbook run " + book.name + " --apply "
                   "(same --database-url and --schema)\n")
         out.write("\nMissing now (the runbook was only rehearsed):\n")
-        out.write(render_text(before.report, target=target, show_fix=False))
+        out.write(render_text(result.before, target=target, show_fix=False))  # type: ignore[arg-type]
+        if result.after is not None:
+            out.write("\nStill missing after it (seen inside the rehearsal, before the rollback):\n")
+            out.write(render_text(result.after, target=target, show_fix=False))
         return EXIT_OK
     out.write("\nDrift check after the runbook:\n")
-    out.write(render_text(after.report, target=target, show_fix=False))
-    if after.report.in_sync():
+    out.write(render_text(result.after, target=target, show_fix=False))  # type: ignore[arg-type]
+    if result.after.in_sync():  # type: ignore[union-attr]
         return EXIT_OK
     out.write("\nStill missing after the runbook: see above. Plan the rest: driftwatch fix "
               "(same --database-url and --schema)\n")
     return EXIT_DRIFT
+

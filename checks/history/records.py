@@ -15,10 +15,12 @@ from datetime import datetime, timezone
 from typing import Any
 
 # An action's outcome. A closed list, checked in Python rather than by a CHECK constraint,
-# so that adding one later does not need a table rebuild on SQLite.
-OUTCOMES = ("applied", "rehearsed", "rolled_back", "failed", "refused")
+# so that adding one later does not need a table rebuild on SQLite. "started" is what
+# timed_action stores before the action runs: a row still "started" (no finished_at) is an
+# action whose process was killed before it could record how it ended.
+OUTCOMES = ("started", "applied", "rehearsed", "rolled_back", "failed", "refused", "interrupted")
 # Outcomes that mean "it did not happen"; timed_action keeps these if the body set one before raising.
-FAILURE_OUTCOMES = ("rolled_back", "failed", "refused")
+FAILURE_OUTCOMES = ("rolled_back", "failed", "refused", "interrupted")
 # Known action kinds; free text is accepted (future commands add their own).
 KINDS = ("fix", "rehearsal", "deploy", "resolve", "runbook", "migrate_command")
 

@@ -337,34 +337,22 @@ class HistoryStore:
 
     def record_action(self, record: ActionRecord) -> int:
         """Store one action in its own transaction; return its id. Passwords are removed here too."""
-        check_outcome(record.outcome)
-        url = record.database
-        error = None
-        if record.error:
-            error = scrub_text(" ".join(record.error.split()), url)
-            if len(error) > MAX_ERROR_CHARS:
-                error = error[: MAX_ERROR_CHARS - 1] + "…"
-        values = {
-            "kind": record.kind,
-            "actor": record.actor,
-            "started_at": record.started_at,
-            "finished_at": record.finished_at,
-            "duration_ms": record.duration_ms,
-            "environment": record.environment,
-            "database": redact_database(record.database),
-            # The SQL stays exact: only URL credentials and `password=` are masked there; the
-            # literal-password replacement (which can hit ordinary words) is for the error line.
-            "target": scrub_text(record.target) if record.target is not None else None,
-            "statements": scrub_text(record.statements) if record.statements is not None else None,
-            "outcome": record.outcome,
-            "error": error,
-            "drift_before": scrub_json(record.drift_before),
-            "drift_after": scrub_json(record.drift_after),
-            "details": scrub_json(record.details or {}),
-        }
+        values = _action_values(record)
         with self._write("record an action") as conn:
             result = conn.execute(insert(actions).values(**values))
             return int(result.inserted_primary_key[0])
+
+    def update_action(self, record: ActionRecord) -> None:
+        """Rewrite the stored action `record.id` (its outcome, times, SQL, drift…): how
+        `timed_action` turns the row it stored as "started" into the finished action."""
+        if record.id is None:
+            raise ValueError("update_action needs a record that was stored (its id is None)")
+        values = _action_values(record)
+        with self._write("record an action's outcome") as conn:
+            done = conn.execute(update(actions).where(actions.c.id == record.id).values(**values))
+            if done.rowcount != 1:
+                raise HistoryError(f"cannot record an action's outcome in history store {self._loc.shown}: "
+                                   f"action {record.id} does not exist")
 
     def list_actions(
         self, limit: int | None = 50, kind: str | None = None, since: datetime | None = None,
@@ -903,6 +891,35 @@ class HistoryStore:
         newest = conn.execute(select(func.max(rollups.c.hour))).scalar()
         return None if newest is None else _utc(newest) + HOUR
 
+
+
+def _action_values(record: ActionRecord) -> dict[str, Any]:
+    """The columns of an action row, scrubbed of passwords whatever the caller handed over."""
+    check_outcome(record.outcome)
+    url = record.database
+    error = None
+    if record.error:
+        error = scrub_text(" ".join(record.error.split()), url)
+        if len(error) > MAX_ERROR_CHARS:
+            error = error[: MAX_ERROR_CHARS - 1] + "…"
+    return {
+        "kind": record.kind,
+        "actor": record.actor,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "duration_ms": record.duration_ms,
+        "environment": record.environment,
+        "database": redact_database(record.database),
+        # The SQL stays exact: only URL credentials and `password=` are masked there; the
+        # literal-password replacement (which can hit ordinary words) is for the error line.
+        "target": scrub_text(record.target) if record.target is not None else None,
+        "statements": scrub_text(record.statements) if record.statements is not None else None,
+        "outcome": record.outcome,
+        "error": error,
+        "drift_before": scrub_json(record.drift_before),
+        "drift_after": scrub_json(record.drift_after),
+        "details": scrub_json(record.details or {}),
+    }
 
 
 def _action(row: Row[Any]) -> ActionRecord:

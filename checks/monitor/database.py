@@ -3,7 +3,7 @@
     drift, migrations = check_database(database_url, source)      # source: SchemaSource or a path
     drift, migrations = check_database(url, "prisma/schema.prisma", "prisma/migrations")
 
-The same engine as `driftwatch check` (compile, inspect, diff; `migrations.history_summary`),
+The same engine as `driftwatch check` (compile, inspect, diff; `migrations.summarize`),
 turned into two `CheckResult`s for the poller. Its `detail` holds what `check --format json`
 holds (summary, findings) plus which commit's schema was compared (`schema_commit`) and, when
 it is not the deployed one, why (`fallback_reason`).
@@ -128,7 +128,26 @@ def check_database(
                   "fallback_reason": None, "schema": str(schema_path),
                   "migrations_path": str(folder) if folder is not None else None}
         label = f"{schema_path}"
-    return _drift(database_url, schema_path, origin, label, expectations), _migrations(database_url, folder, origin)
+    kept: dict[str, Any] = {}
+    drift = _drift(database_url, schema_path, origin, label, expectations, kept)
+    return drift, _advised(_migrations(database_url, folder, origin, kept), kept, origin)
+
+
+def _advised(migrations: CheckResult, kept: dict[str, Any], origin: dict[str, Any]) -> CheckResult:
+    """The migrations result with the next step (`checks.operations.next_step`, judged with
+    the drift when it could be checked) in `detail["next_step"]` — the advice the CLI and the
+    dashboard give — and, where the plain history would mislead (a pending migration whose
+    objects already exist, a failed one in a database now in sync), in its reason too."""
+    summary = kept.get("summary")
+    if summary is None:
+        return migrations
+    from ..operations.next_step import next_steps
+
+    advice = next_steps(kept.get("report"), summary, schema=origin.get("schema"))
+    migrations.detail["next_step"] = advice.to_json()
+    if advice.state in ("pending_collides", "pending_in_sync", "failed_in_sync") and advice.first is not None:
+        return migrations.with_state(migrations.state, _one_line(f"{advice.headline} Next: {advice.first.text}"))
+    return migrations
 
 
 def check_database_at_commit(
@@ -168,7 +187,7 @@ def check_database_at_commit(
 
 
 def _drift(url: str, schema_path: Path, origin: dict[str, Any], label: str,
-           expectations: Expectations) -> CheckResult:
+           expectations: Expectations, kept: dict[str, Any] | None = None) -> CheckResult:
     from ..db import split_prisma_url
 
     started = time.monotonic()
@@ -186,6 +205,8 @@ def _drift(url: str, schema_path: Path, origin: dict[str, Any], label: str,
 
         actual = inspect_database(url, expected.schemas)
         report = diff(expected, actual)
+        if kept is not None:
+            kept["report"] = report
     except DriftwatchError as exc:
         return result("error", _one_line(f"cannot check drift against {label}: {exc}"))
     except Exception as exc:  # noqa: BLE001 - a probe reports, the poller must go on
@@ -200,7 +221,8 @@ def _drift(url: str, schema_path: Path, origin: dict[str, Any], label: str,
     return result(state, _one_line(f"{first.message} ({counts} against {label})"))
 
 
-def _migrations(url: str, folder: Path | None, origin: dict[str, Any]) -> CheckResult:
+def _migrations(url: str, folder: Path | None, origin: dict[str, Any],
+                kept: dict[str, Any] | None = None) -> CheckResult:
     started = time.monotonic()
     detail: dict[str, Any] = {"schema_commit": origin["schema_commit"], "directory": origin["migrations_path"],
                               "managed": None, "up_to_date": None}
@@ -213,21 +235,22 @@ def _migrations(url: str, folder: Path | None, origin: dict[str, Any]) -> CheckR
 
     if folder is None:
         return result("unknown", "no migrations folder configured")
-    from ..migrations import history_summary
+    from ..migrations import summarize
 
     try:
-        summary = history_summary(url, folder)
-    except Exception as exc:  # noqa: BLE001 - history_summary only promises DriftwatchError
+        summary = summarize(url, folder)
+    except Exception as exc:  # noqa: BLE001 - summarize only promises DriftwatchError
         return result("error", _one_line(f"cannot read the migration history: {type(exc).__name__}: {exc}", url))
-    if "error" in summary:
-        return result("error", _one_line(f"cannot read the migration history: {summary['error']}"))
-    by_state = summary.get("by_state", {})
-    detail.update(managed=summary.get("managed"), up_to_date=summary.get("up_to_date"))
+    if summary.error is not None:
+        return result("error", _one_line(f"cannot read the migration history: {summary.error}"))
+    if kept is not None:
+        kept["summary"] = summary
+    detail.update(managed=summary.managed, up_to_date=summary.up_to_date)
     for state in MIGRATION_STATES:
         if state != "applied":
-            detail[state] = list(by_state.get(state, []))
-    detail["applied_count"] = len(by_state.get("applied", []))
-    if not summary.get("managed"):
+            detail[state] = summary.names(state)
+    detail["applied_count"] = len(summary.names("applied"))
+    if not summary.managed:
         return result("warning", "the database has no _prisma_migrations table: Prisma Migrate never ran here "
                                  "(baseline it with driftwatch migrate resolve --applied)")
     if detail["failed"]:

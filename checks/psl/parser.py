@@ -26,8 +26,10 @@ Prisma; `///` lines above a declaration document it.
 from __future__ import annotations
 
 import gc
+import logging
 import os
 import threading
+from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
@@ -1025,12 +1027,32 @@ def _parse_one(text: str, file: str) -> Schema:
     try:
         try:
             return _fast_parse(text, file)
-        except Exception:  # anything unusual: the reference parse says exactly what
-            pass
-        return _Parse(text, file).run()
+        except Exception as exc:  # anything unusual: the reference parse says exactly what
+            missed: Exception | None = exc
+        schema = _Parse(text, file).run()  # a SchemaError here: the fast path was right to stop
+        _fast_path_missed(missed, file)
+        return schema
     finally:
         if gc_was_enabled:
             gc.enable()
+
+
+#: How often the fast path failed on a schema the reference parser accepts, by exception type.
+#: Each one is a fast-path bug that only makes parsing slower: counted, logged, and raised
+#: when $DRIFTWATCH_STRICT_FAST_PATH is set (the test suite sets it).
+FAST_PATH_MISSES: Counter[str] = Counter()
+
+
+def _fast_path_missed(exc: Exception | None, file: str) -> None:
+    if exc is None:
+        return
+    FAST_PATH_MISSES[type(exc).__name__] += 1
+    logging.getLogger("driftwatch.psl").warning(
+        "the parser's fast path failed on %s, which the reference parse accepts (%s: %s); parsed the slow way",
+        file, type(exc).__name__, exc)
+    if os.environ.get("DRIFTWATCH_STRICT_FAST_PATH"):
+        raise AssertionError(f"the parser's fast path failed on a valid schema ({file}): "
+                             f"{type(exc).__name__}: {exc}") from exc
 
 
 def _check_unique_names(schema: Schema) -> None:

@@ -59,22 +59,27 @@ elif s[CRITICAL]:
 else:
     st.warning(f"Drift: {counts}. Behaviour or speed differs from the schema.", icon=":material/warning:")
 
-history = checked.history
+history, advice = checked.history, checked.advice
 if history is not None:
-    by_state = history.get("by_state", {})
-    if "error" in history:
-        st.caption(f"Migration history ({history['directory']}): could not be read: {history['error']}")
-    elif not history["managed"]:
-        st.warning(f"Migrations: this database is not managed by Prisma Migrate (no _prisma_migrations "
-                   f"table); {len(by_state.get('pending', []))} migration(s) in {history['directory']} "
-                   "are not recorded as applied.", icon=":material/history:")
-    elif not history["up_to_date"]:
-        problems = "; ".join(f"{state.replace('_', ' ')}: {', '.join(names)}"
-                             for state, names in by_state.items() if state != "applied")
-        st.warning(f"Migrations not applied cleanly — {problems}. The usual fix: "
-                   f"`driftwatch migrate deploy --migrations {history['directory']}`.", icon=":material/history:")
+    if history.error is not None:
+        st.caption(f"Migration history ({history.directory}): could not be read: {history.error}")
+    elif not history.up_to_date:
+        first = advice.first if advice is not None else None
+        st.warning(f"Migrations ({history.directory}): " + "; ".join(history.problems) + "."
+                   + (f" Next: {first.say}" + (f": `{first.command}`" if first.command else "") + "." if first else ""),
+                   icon=":material/history:")
     else:
-        st.caption(f"Migrations: all {len(by_state.get('applied', []))} in {history['directory']} applied.")
+        st.caption(f"Migrations: all {len(history.names('applied'))} in {history.directory} applied.")
+if advice is not None and advice.steps:
+    # The same advice `driftwatch check` prints (checks.operations.next_step), never a second opinion.
+    with st.expander(f"Next step: {advice.headline}", expanded=bool(history and not history.up_to_date)):
+        if advice.warning:
+            st.warning(advice.warning, icon=":material/block:")
+        st.markdown("\n".join(f"{i}. {step.say}" + (f": `{step.command}`" if step.command else "")
+                               for i, step in enumerate(advice.steps, 1)))
+        if advice.alternative:
+            st.markdown("Or: " + "; ".join(step.say + (f": `{step.command}`" if step.command else "")
+                                           for step in advice.alternative))
 
 at = datetime.fromtimestamp(checked.checked_at, timezone.utc).strftime("%H:%M:%S UTC")
 st.caption(f"Checked at {at} in {checked.seconds:.2f} s; results are reused for up to "
