@@ -44,7 +44,7 @@ class Outcome:
 
 @contextmanager
 def _as(actor: str, environment: str, what: str) -> Iterator[None]:
-    """Run as `actor` in `environment`. One action at a time per dashboard process: a second
+    """One action at a time per dashboard process: a second
     operator is refused at once with who holds it (across processes, the guard's advisory lock
     does the same and names the holder), rather than queued behind the first."""
     if not _ENV_LOCK.acquire(blocking=False):
@@ -53,17 +53,7 @@ def _as(actor: str, environment: str, what: str) -> Iterator[None]:
                    f"{holder.get('environment', '?')} from this dashboard right now; try again when it has finished")
     try:
         _holder.update(actor=actor, what=what, environment=environment)
-        saved = {k: os.environ.get(k) for k in ("DRIFTWATCH_ACTOR", "DRIFTWATCH_ENVIRONMENT")}
-        os.environ["DRIFTWATCH_ACTOR"] = actor
-        os.environ["DRIFTWATCH_ENVIRONMENT"] = environment
-        try:
-            yield
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        yield
     finally:
         _holder.clear()
         _ENV_LOCK.release()
@@ -123,16 +113,53 @@ def _migrations(env: Any) -> str:
     return schema_paths(env)[1] or env.migrations
 
 
+def _target(env: Any) -> Any:
+    return data.Target(env.database_url, schema_paths(env)[0])
+
+
+def _fix_outcome(r: Any, env: Any) -> Outcome:
+    """A checks.operations FixResult as the page renders it: each planned statement with its
+    safety and reason, what the guard did with it, what was skipped and what remains."""
+    planned = list(r.plan.statements) if r.plan is not None else []
+    status = r.guarded.status_of() if r.guarded is not None else {}
+    position = {id(s): i for i, s in enumerate(r.run)}
+    statements, results = [], []
+    for n, s in enumerate(planned, 1):
+        statements.append({"sql": s.sql, "safety": s.safety, "reason": s.reason})
+        done = status.get(position[id(s)]) if id(s) in position else None
+        results.append({"statement": n, "status": done.status if done else "not rehearsed",
+                        "error": done.error if done else None})
+    error = data.one_line(r.error, _target(env)) if r.error is not None else None
+    rehearsal = None
+    if r.mode == "rehearse":
+        clean = error is None and all(x["status"] in ("rehearsed", "not rehearsed") for x in results)
+        rehearsal = {"clean": clean, "statements": results, "error": error}
+    result = {"statements": statements, "rehearsal": rehearsal, "applied": r.applied,
+              "skipped": [s.sql for s in r.skipped], "remaining": [f.message for f in r.left],
+              "audit_id": r.audit_id}
+    return Outcome(0 if r.ok else 1, result, "\n".join(r.warnings), error)
+
+
+def _acting(env: Any, actor: str, what: str, call: Any) -> Any:
+    try:
+        with _as(actor, env.name, what):
+            return call()
+    except Busy as exc:
+        return Outcome(1, {}, "", str(exc))
+
+
 def rehearse_fix(env: Any, actor: str) -> Outcome:
     """The fix plan, each statement safe or destructive with its reason, rehearsed and rolled back."""
-    return _run(["fix", *_db(env), "--format", "json"], env, actor, json_out=True)
+    def call() -> Outcome:
+        return _fix_outcome(data.rehearse_fix(_target(env), actor=actor, environment=env.name), env)
+    return _acting(env, actor, "fix (rehearsal)", call)
 
 
 def apply_fix(env: Any, actor: str, *, allow_destructive: bool) -> Outcome:
-    argv = ["fix", *_db(env), "--format", "json", "--apply"]
-    if allow_destructive:
-        argv.append("--allow-destructive")
-    return _run(argv, env, actor, json_out=True)
+    def call() -> Outcome:
+        return _fix_outcome(data.apply_fix(_target(env), actor=actor, environment=env.name,
+                                           allow_destructive=allow_destructive), env)
+    return _acting(env, actor, "fix --apply", call)
 
 
 def migration_status(env: Any) -> Outcome:
