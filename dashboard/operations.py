@@ -1,20 +1,17 @@
-"""The dashboard's buttons, as calls into the same workflows the CLI runs.
+"""The dashboard's buttons, as calls into the engine's workflows (checks.operations).
 
-Each function runs one workflow (fix rehearsal, fix apply, migrate deploy, migrate resolve)
-for one environment as one named actor, and returns an `Outcome`: the exit code, the
-workflow's JSON when it has one, the text it printed, and its one-line error. The audit log
-gets exactly the rows the CLI writes, attributed to the signed-in operator and labelled
-with the environment.
+Each function runs one workflow (fix rehearsal and apply, migrate deploy and resolve, a
+runbook) for one environment as one named actor — the `Caller` the CLI uses too, so the
+audit rows are the same, attributed to the signed-in operator and labelled with the
+environment — and returns an `Outcome` the Actions page renders: the exit code (the CLI's),
+the result as plain data, lines of text, and the one-line error (errors are values).
 
-Until the engine's operations layer (checks/operations/) is here, the workflows are run
-through `checks.cli.run` in this process; the actor and environment reach the audit record
-through DRIFTWATCH_ACTOR/DRIFTWATCH_ENVIRONMENT, set under a lock for the call's duration.
+The schema and migrations are the deployed commit's when the environment reads them from
+git, as its checks do. One action runs at a time per dashboard process: a second operator is
+told at once who is acting; across processes the guard's advisory lock names the holder.
 """
 from __future__ import annotations
 
-import io
-import json
-import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -59,39 +56,6 @@ def _as(actor: str, environment: str, what: str) -> Iterator[None]:
         _ENV_LOCK.release()
 
 
-def history_args() -> list[str]:
-    from dashboard.environments import store_url
-
-    url = store_url()
-    return ["--history-url", url] if url else []
-
-
-def _run(argv: list[str], env: Any, actor: str, *, json_out: bool, audited: bool = True) -> Outcome:
-    from checks.cli import run
-
-    out, err = io.StringIO(), io.StringIO()
-    if audited:
-        what = " ".join(a for a in argv[:2] if not a.startswith("-"))
-        try:
-            with _as(actor, env.name, what):
-                code = run(argv + history_args(), out, err)
-        except Busy as exc:
-            return Outcome(1, {}, "", str(exc))
-    else:
-        code = run(argv, out, err)
-    lines = [line.removeprefix("driftwatch: error: ") for line in err.getvalue().splitlines()
-             if line.startswith("driftwatch: ")]
-    error = data.scrub(lines[-1], env.database_url) if lines else None
-    text = data.scrub(out.getvalue(), env.database_url)
-    result: dict[str, Any] = {}
-    if json_out and text.strip():
-        try:
-            result = json.loads(text)
-        except ValueError:
-            pass
-    return Outcome(code, result, text, error)
-
-
 def schema_paths(env: Any) -> tuple[str, str | None]:
     """The schema and migrations an action uses: those of the deployed commit when the
     environment reads them from git (as its checks do), else the configured files."""
@@ -103,10 +67,6 @@ def schema_paths(env: Any) -> tuple[str, str | None]:
     deployment = next((s.result for s in ui.monitor().latest(env.name) if s.result.kind == "deployment"), None)
     source, _ = schema_source(env, deployment)
     return str(source.schema), str(source.migrations) if source.migrations else None
-
-
-def _db(env: Any) -> list[str]:
-    return ["--database-url", env.database_url, "--schema", schema_paths(env)[0]]
 
 
 def _migrations(env: Any) -> str:
@@ -163,19 +123,65 @@ def apply_fix(env: Any, actor: str, *, allow_destructive: bool) -> Outcome:
 
 
 def migration_status(env: Any) -> Outcome:
-    return _run(["migrate", "status", "--database-url", env.database_url, "--migrations", _migrations(env),
-                 "--format", "json"], env, "viewer", json_out=True, audited=False)
+    """Every migration's state (read only, not audited): `migrate status --format json`'s object."""
+    from checks.errors import DriftwatchError
+    from checks.migrations import status
+
+    try:
+        found = status(env.database_url, _migrations(env))
+    except DriftwatchError as exc:
+        return Outcome(1, {}, "", _error(exc, env))
+    return Outcome(0 if found.up_to_date else 2, found.to_json())
+
+
+def _caller(env: Any, actor: str) -> Any:
+    from checks.operations import Caller
+
+    from dashboard.environments import store_url
+
+    return Caller(actor=actor, environment=env.name, history_url=store_url())
+
+
+def _error(exc: Any, env: Any) -> str | None:
+    return data.one_line(exc, _target(env)) if exc is not None else None
 
 
 def migrate_deploy(env: Any, actor: str) -> Outcome:
-    return _run(["migrate", "deploy", "--database-url", env.database_url, "--migrations", _migrations(env)],
-                env, actor, json_out=False)
+    """`migrate deploy` as Prisma runs it, through checks.operations, attributed to `actor`."""
+    from checks.operations import deploy_migrations
+
+    def call() -> Outcome:
+        out = deploy_migrations(env.database_url, _migrations(env), schema=schema_paths(env)[0],
+                                caller=_caller(env, actor))
+        lines = list(out.warnings)
+        if out.result is not None:
+            names = [m.name for m in out.result.applied]
+            lines.insert(0, f"applied {len(names)} migration(s): {', '.join(names)}" if names
+                         else "nothing to apply: every migration was already applied")
+            lines += list(out.result.warnings)
+        return Outcome(0 if out.error is None else 1, {"audit_id": out.audit_id}, "\n".join(lines),
+                       _error(out.error, env))
+    return _acting(env, actor, "migrate deploy", call)
 
 
 def migrate_resolve(env: Any, actor: str, name: str, *, applied: bool) -> Outcome:
-    flag = "--applied" if applied else "--rolled-back"
-    return _run(["migrate", "resolve", "--database-url", env.database_url, "--migrations", _migrations(env),
-                 flag, name], env, actor, json_out=False)
+    from checks.operations import resolve_migration
+
+    def call() -> Outcome:
+        out = resolve_migration(env.database_url, _migrations(env), name, applied=applied,
+                                schema=schema_paths(env)[0], caller=_caller(env, actor))
+        text = ""
+        if out.result is not None:
+            if applied:
+                text = f"recorded {name} as applied"
+            elif out.result.rolled_back_rows:
+                text = f"marked {name} as rolled back; the next deploy applies it again"
+            else:
+                text = f"{name} has no failed run left to mark; nothing changed"
+        lines = [text, *out.warnings] if text else list(out.warnings)
+        return Outcome(0 if out.error is None else 1, {"audit_id": out.audit_id}, "\n".join(lines),
+                       _error(out.error, env))
+    return _acting(env, actor, "migrate resolve", call)
 
 
 def runbooks(env: Any) -> tuple[list[Any], str | None]:
@@ -191,13 +197,27 @@ def runbooks(env: Any) -> tuple[list[Any], str | None]:
 
 
 def run_runbook(env: Any, actor: str, name: str, *, apply: bool) -> Outcome:
-    """Rehearse (rolled back) or apply a runbook under the write guard, then the drift check."""
-    from checks.runbooks import find_runbooks_dir
+    """Rehearse (rolled back) or apply a runbook under the write guard, then the drift check:
+    exit 0 clean / in sync, 2 when drift remains after it, 1 on failure (as the CLI)."""
+    from checks.operations import run_runbook as run
+    from checks.runbooks import find_runbooks_dir, load_runbook
 
-    schema = schema_paths(env)[0]
-    directory = find_runbooks_dir(data.setting("DRIFTWATCH_RUNBOOKS"), schema)
-    argv = ["runbook", "run", name, "--database-url", env.database_url, "--schema", schema,
-            "--runbooks", str(directory)]
-    if apply:
-        argv.append("--apply")
-    return _run(argv, env, actor, json_out=False)
+    def call() -> Outcome:
+        schema = schema_paths(env)[0]
+        book = load_runbook(find_runbooks_dir(data.setting("DRIFTWATCH_RUNBOOKS"), schema), name)
+        out = run(env.database_url, schema, book, apply=apply, caller=_caller(env, actor))
+        lines = [f"{len(out.statements)} statement(s) {out.mode}", *out.warnings]
+        for pending, objects in out.collisions.items():
+            lines.append(f"pending migration {pending} also creates {', '.join(objects)}: deploying it later fails")
+        remaining = list(out.after.findings) if out.after is not None else []
+        if remaining:
+            lines.append(f"still missing after it ({len(remaining)}):")
+            lines += [f"  {f.severity} {f.message}" for f in remaining]
+        if out.error is not None:
+            code = 1
+        elif apply:
+            code = 0 if out.in_sync_after else 2
+        else:
+            code = 0
+        return Outcome(code, {"audit_id": out.audit_id}, "\n".join(lines), _error(out.error, env))
+    return _acting(env, actor, "a runbook", call)
