@@ -145,7 +145,8 @@ def test_3_the_overview_shows_drift_and_smoke_ok(demo: Demo, page):
             ".some(e => /^smoke.*check_circle\\s*ok/.test(e.innerText.trim()))", timeout=60_000)
     no_exception(page)
     # The drift line itself no longer names the missing table (the open incident's title still may).
-    lines = [e.inner_text() for e in page.locator('[data-testid="stMarkdownContainer"]').all()]
+    lines = page.evaluate("() => [...document.querySelectorAll('[data-testid=\"stMarkdownContainer\"]')]"
+                          ".map(e => e.innerText)")  # at once: the fragment redraws every few seconds
     assert not [t for t in lines if t.strip().startswith("drift") and "avatar_projects" in t]
     full_screenshot(page, ARTEFACTS / "4-overview-fixed.png")
     del drift
@@ -159,8 +160,13 @@ def test_3b_resolving_the_migration_turns_every_check_ok(demo: Demo, page):
     box = page.get_by_label(re.compile("Type the environment's name"))
     box.fill("demo")
     box.press("Enter")
-    page.wait_for_function("() => { const b = [...document.querySelectorAll('button')]"
-                           ".find(b => b.innerText.trim() === 'Resolve'); return b && !b.disabled; }", timeout=30_000)
+    try:
+        page.wait_for_function("() => { const b = [...document.querySelectorAll('button')]"
+                               ".find(b => b.innerText.trim() === 'Resolve'); return b && !b.disabled; }",
+                               timeout=30_000)
+    except Exception:
+        full_screenshot(page, ARTEFACTS / "failed-resolve.png")
+        raise
     page.get_by_role("button", name="Resolve", exact=True).click()
     page.get_by_text("After the change").wait_for(timeout=60_000)
     settle(page)

@@ -380,3 +380,18 @@ def test_a_viewer_sees_every_action_button_disabled(incident_db, choice, key):
     assert not at.exception
     assert button(at, key).disabled
     assert auth.ENABLE_HINT in text(at)
+
+
+def test_after_the_fix_the_pending_migration_is_resolved_as_applied(incident_db):
+    at = rehearse(app(incident_db, "actions", DRIFTWATCH_DEMO_OPERATOR="1"))
+    at.text_input(key="fix_confirm").input("default").run()
+    button(at, "fix_apply").click().run()
+    at.radio(key="action_choice").set_value("resolve").run()
+    assert at.selectbox(key="resolve_name").value == "20251012082000_add_avatar_projects"
+    assert button(at, "resolve_apply").disabled
+    at.text_input(key="resolve_confirm").input("default").run()
+    button(at, "resolve_apply").click().run()
+    assert not at.exception, at.exception
+    assert "recorded 20251012082000_add_avatar_projects as applied" in text(at)
+    after = [m.value for m in at.markdown if m.value.startswith("**migrations**")]
+    assert after and ":green-badge" in after[-1], text(at)
