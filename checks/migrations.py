@@ -787,22 +787,30 @@ class MigrationSummary:
                 "by_state": {state: list(names) for state, names in self.by_state.items()}}
 
 
+def tables_created(folder: MigrationsDir) -> frozenset[str]:
+    """Every table some migration.sql of `folder` creates (or renames into), read by the SQL
+    lexer (comments, strings and dollar quotes are not statements). A missing table outside
+    this set is one no migration creates: the schema changed without `prisma migrate dev`,
+    and no deploy can fix it (`MigrationSummary.created_tables`, judged by the next step)."""
+    from .sqltext import created_objects
+
+    return frozenset(name for m in folder.migrations
+                     for kind, name in created_objects(m.script, if_not_exists=True) if kind == "table")
+
+
 def summarize(url: str, migrations_dir: str | os.PathLike[str], st: MigrationStatus | None = None
               ) -> MigrationSummary:
     """The history next to drift: in the incident the drift was the symptom and an unapplied
     migration its cause. Never raises for a DriftwatchError (a check must not fail because
     the history cannot be read): the summary carries the error instead. `st`: a status
     already read for the same database and folder."""
-    from .sqltext import created_objects
-
     try:
         st = st if st is not None else status(url, migrations_dir)
         folder = read_migrations_dir(migrations_dir)
         waiting = [m for m in folder.migrations if (s := st.get(m.name)) is not None
                    and s.state in ("pending", "rolled_back")]
         existing, empty = _already_there(url, waiting)
-        created = frozenset(name for m in folder.migrations
-                            for kind, name in created_objects(m.script, if_not_exists=True) if kind == "table")
+        created = tables_created(folder)
     except DriftwatchError as exc:
         return MigrationSummary(str(migrations_dir), error=str(exc))
     return MigrationSummary(
