@@ -105,7 +105,8 @@ class NextSteps:
 
 
 def _m(history: "MigrationSummary") -> str:
-    return f" --migrations {history.directory}"
+    # A summary rebuilt from a record that did not keep its folder: the commands' default folder.
+    return f" --migrations {history.directory}" if history.directory else ""
 
 
 def _s(schema: str | None) -> str:
