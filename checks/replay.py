@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from .db import connect, redact, scrub, split_prisma_url
-from .errors import DatabaseError, DriftwatchError, MigrationFailed, UsageError
+from .errors import DatabaseError, MigrationFailed, UsageError
 
 if TYPE_CHECKING:
     import psycopg
