@@ -258,9 +258,9 @@ def _no_migration_creates(drift: "DriftReport | None", history: "MigrationSummar
     All a live check can tell without replaying the folder (`migrate diff` can tell more)."""
     if drift is None or history.created_tables is None:
         return ()
-    missing = {f.table for f in drift.findings if f.kind == "missing_table" and f.table} - history.created_tables
-    return no_migration_makes(sorted((f for f in drift.findings if f.kind == "missing_table" and f.table in missing),
-                                     key=lambda f: f.table or ""))
+    created = history.created_tables
+    return no_migration_makes(sorted((f for f in drift.findings if f.kind == "missing_table" and f.table
+                                      and f.table not in created), key=lambda f: f.table or ""))
 
 
 # What a migration would have to do to explain a finding, by finding kind.
