@@ -110,15 +110,22 @@ def _acting(env: Any, actor: str, what: str, call: Any) -> Any:
 
 def rehearse_fix(env: Any, actor: str) -> Outcome:
     """The fix plan, each statement safe or destructive with its reason, rehearsed and rolled back."""
+    from checks.operations import rehearse_fix as rehearse
+
     def call() -> Outcome:
-        return _fix_outcome(data.rehearse_fix(_target(env), actor=actor, environment=env.name), env)
+        return _fix_outcome(rehearse(env.database_url, schema_paths(env)[0], caller=_caller(env, actor)), env)
     return _acting(env, actor, "fix (rehearsal)", call)
 
 
 def apply_fix(env: Any, actor: str, *, allow_destructive: bool) -> Outcome:
+    from checks.operations import apply_fix as apply
+
     def call() -> Outcome:
-        return _fix_outcome(data.apply_fix(_target(env), actor=actor, environment=env.name,
-                                           allow_destructive=allow_destructive), env)
+        try:
+            return _fix_outcome(apply(env.database_url, schema_paths(env)[0], allow_destructive=allow_destructive,
+                                      caller=_caller(env, actor)), env)
+        finally:
+            data.forget(_target(env))  # the Schema drift page asks the database again
     return _acting(env, actor, "fix --apply", call)
 
 
