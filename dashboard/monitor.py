@@ -243,6 +243,78 @@ class Monitor:
         except Exception:  # noqa: BLE001
             return []
 
+    # -- history, from the store the poller writes (survives a restart) -------------------
+    def _target_id(self, store: Any, env_name: str, kind: str, name: str) -> int | None:
+        ids = self._ids.get(env_name, {})
+        if (kind, name) in ids:
+            return ids[(kind, name)]
+        for t in store.targets(env_name):
+            if (t.kind, t.name) == (kind, name):
+                return t.id
+        return None
+
+    def series(self, env_name: str, kind: str, name: str, hours: int = 24) -> list[Any]:
+        """A check's hours (count, ok, latency avg/p95/max) over the last `hours`, from the store's
+        roll-ups plus the raw results not rolled up yet; empty without a store."""
+        store = self._open_store()
+        if store is None:
+            return []
+        from datetime import timedelta
+
+        try:
+            tid = self._target_id(store, env_name, kind, name)
+            return [] if tid is None else store.series(tid, since=_now() - timedelta(hours=hours))
+        except Exception:  # noqa: BLE001 - the page says the store is unavailable
+            return []
+
+    def observations(self, env_name: str, kind: str, name: str, since: datetime) -> list[Any]:
+        """A check's raw results since `since` (a short window), oldest first, from the store."""
+        store = self._open_store()
+        if store is None:
+            return []
+        try:
+            tid = self._target_id(store, env_name, kind, name)
+            return [] if tid is None else store.observations(tid, since=since)
+        except Exception:  # noqa: BLE001
+            return []
+
+    def failures(self, env_name: str, kind: str, name: str, *, hours: int = 24, limit: int = 5) -> list[Any]:
+        """The newest `limit` results that were not ok in the last `hours`, newest first (the raw
+        results are streamed, so a day of 30-second results never sits in memory at once)."""
+        store = self._open_store()
+        if store is None:
+            return []
+        from datetime import timedelta
+
+        kept: deque[Any] = deque(maxlen=limit)
+        try:
+            tid = self._target_id(store, env_name, kind, name)
+            if tid is None:
+                return []
+            rows = store.iter_observations(tid, since=_now() - timedelta(hours=hours))
+            try:
+                for o in rows:
+                    if o.state != "ok":
+                        kept.append(o)
+            finally:
+                rows.close()
+        except Exception:  # noqa: BLE001
+            return []
+        return list(reversed(kept))
+
+    def deployments(self, env_name: str, days: int = 30, flips: list[Any] | None = None) -> list[dict[str, Any]]:
+        """The deployments the store saw (its deployment flips carry the result's detail), oldest
+        first, one per deployment uuid with its newest status; `flips` when already read."""
+        seen: dict[str, dict[str, Any]] = {}
+        for f in self.flips(env_name, days=days) if flips is None else flips:
+            if f.kind != "deployment" or not f.detail:
+                continue
+            for dep in [f.detail, *(f.detail.get("deployments") or [])]:
+                uuid = dep.get("deployment_uuid")
+                if uuid and dep.get("started_at"):
+                    seen[uuid] = dep
+        return sorted(seen.values(), key=lambda d: d["started_at"])
+
     def since(self, env_name: str, kind: str, name: str) -> datetime | None:
         """Since when the check has been in its current state (from the store)."""
         return self._since.get((env_name, kind, name))

@@ -16,14 +16,11 @@ monitor.watch(environments.all_environments())
 
 @st.fragment(run_every=ui.refresh_s())
 def deployments() -> None:
-    history = monitor.history(env.name, "deployment", "deployment")
-    if not history:
+    current = next((s for s in monitor.latest(env.name) if s.result.kind == "deployment"), None)
+    if current is None:
         st.info(f"Environment {env.name} has no deployment check (`[environments.NAME.coolify]` in driftwatch.toml), "
                 "or it has not reported yet.")
         return
-
-    latest = monitor.latest(env.name)
-    current = next(s for s in latest if s.result.kind == "deployment")
     d = current.result.detail
     st.markdown(f"**Newest deployment** {ui.cell(current)}")
     st.markdown(f"status `{d.get('status')}` · commit `{(d.get('commit') or '?')[:12]}` · "
@@ -35,18 +32,15 @@ def deployments() -> None:
         st.warning("No post-deployment command runs `prisma migrate deploy`: a deploy can ship a schema "
                    "whose migration never ran." + (f" (configured: `{command}`)" if command else ""))
 
-    seen: dict[str, dict] = {}
-    for r in history:
-        for dep in [r.detail, *(r.detail.get("deployments") or [])]:
-            uuid = dep.get("deployment_uuid")
-            if uuid and dep.get("started_at"):
-                seen[uuid] = dep
+    # The timeline: the deployments the history store saw (its deployment flips carry each
+    # result's detail), so it survives a restart and shows what a resident poller saw too.
+    flips = monitor.flips(env.name)
+    seen = monitor.deployments(env.name, flips=flips)
     TIMELINE = 50  # the newest deployments drawn; older ones are in Coolify
     if seen:
-        newest = sorted(seen.items(), key=lambda kv: kv[1]["started_at"])[-TIMELINE:]
-        frame = pd.DataFrame([{"deployment": u[:10], "commit": (x.get("commit") or "")[:8], "status": x.get("status"),
-                               "start": x["started_at"], "end": x.get("finished_at") or x["started_at"]}
-                              for u, x in newest])
+        frame = pd.DataFrame([{"deployment": x["deployment_uuid"][:10], "commit": (x.get("commit") or "")[:8],
+                               "status": x.get("status"), "start": x["started_at"],
+                               "end": x.get("finished_at") or x["started_at"]} for x in seen[-TIMELINE:]])
         frame["start"] = pd.to_datetime(frame["start"], utc=True, format="ISO8601")
         frame["end"] = pd.to_datetime(frame["end"], utc=True, format="ISO8601")
         frame.loc[frame["end"] <= frame["start"], "end"] = frame["start"] + pd.Timedelta(seconds=30)
@@ -57,9 +51,9 @@ def deployments() -> None:
 
     # What changed after each deployment: the store's flips (with the reason that caused each),
     # each placed under the newest deployment that started before it.
-    starts = sorted(((x["started_at"], (x.get("commit") or "")[:7]) for x in seen.values()), reverse=True)
+    starts = sorted(((x["started_at"], (x.get("commit") or "")[:7]) for x in seen), reverse=True)
     changes = []
-    for f in monitor.flips(env.name):
+    for f in flips:
         if f.kind == "deployment" or f.from_state is None:
             continue
         at = f.at.isoformat()
