@@ -1,10 +1,15 @@
 """The states the pages show: every check of an environment as a CheckResult, with its age.
 
 Pages never run a probe themselves, so a dead database or a hanging endpoint cannot block
-a page: a background thread (one per dashboard process, `st.cache_resource`) checks each
-environment every `interval_s` and keeps the newest results plus a bounded history in
-memory; pages read them. A result older than `STALE_AFTER` intervals is shown as stale,
-never as the current state, and a probe that could not run is an `error` state saying so.
+a page: a background thread (one per dashboard process, `st.cache_resource`) keeps each
+environment's newest results; pages read them, and their history from the store. The
+configured environments run in the team's Poller (each check on its own interval_s, leased
+from the store, so a resident `driftwatch poll` and the dashboard share the checks instead of
+running them twice); the thread reads their states back from the store every `interval_s`
+(DRIFTWATCH_REFRESH_S). An environment without configuration, or any when the store is
+unavailable, is probed by the thread itself every `interval_s`. A result older than
+`STALE_AFTER` intervals (its check's, or the refresh's when longer) is shown as stale, never
+as the current state, and a probe that could not run is an `error` state saying so.
 
 The probes are the engine's: the drift check and the migration history of the environment's
 database, plus — when the monitoring modules and the configuration provide them — the
@@ -84,6 +89,14 @@ class Monitor:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # The configured environments run in a real Poller (checks.monitor.poller) in its own
+        # thread and event loop: each check on its own interval_s, leased from the store, so a
+        # resident `driftwatch poll` and this dashboard share the work instead of doubling it.
+        self._poller: Any = None
+        self._poller_loop: asyncio.AbstractEventLoop | None = None
+        self._poller_thread: threading.Thread | None = None
+        self._polled: dict[str, Any] = {}  # environment name -> its config, as the poller runs it
+        self._intervals: dict[tuple[str, str, str], float] = {}  # each check's interval_s
         Monitor.instances.append(self)
 
     # -- running -------------------------------------------------------------------------
@@ -109,18 +122,89 @@ class Monitor:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._stop_poller()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            with self._lock:
-                envs = list(self._envs.values())
-            for env in envs:
-                if self._stop.is_set():
-                    return
-                if not self._follow_other_poller(env):
-                    self.check_now(env)
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
+        try:
+            while not self._stop.is_set():
+                with self._lock:
+                    envs = list(self._envs.values())
+                polled = self._poll(envs)
+                for env in envs:
+                    if self._stop.is_set():
+                        return
+                    if env.name in polled:
+                        self._read_store(env)
+                    elif not self._follow_other_poller(env):
+                        self.check_now(env)
+                self._wake.wait(self.interval_s)
+                self._wake.clear()
+        finally:
+            self._stop_poller()
+
+    # -- the background poller ---------------------------------------------------------------
+    def _poll(self, envs: list[Any]) -> set[str]:
+        """Keep a Poller running over the configured environments (restarted when their
+        configuration changes); the names it runs. Without a store the thread probes itself:
+        the pages could not read the poller's results back."""
+        configured = {e.name: e.config for e in envs if e.config is not None}
+        if not configured or self._open_store() is None:
+            self._stop_poller()
+            return set()
+        alive = self._poller_thread is not None and self._poller_thread.is_alive()
+        if alive and configured == self._polled:
+            return set(configured)
+        self._stop_poller()
+        from types import SimpleNamespace
+
+        from checks.monitor.poller import Poller
+        from checks.monitor.round import units_of
+
+        units = units_of(SimpleNamespace(environments=configured), list(configured))
+        self._intervals = {u.key: float(u.interval_s) for u in units}
+        for u in units:
+            if u.kind == "drift":
+                self._intervals[(u.environment, "migrations", "migrations")] = float(u.interval_s)
+        poller = Poller(units, store_url=self.store_url, environments=list(configured), log=_Quiet())
+        loop = asyncio.new_event_loop()
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(poller.run())
+            finally:
+                loop.close()
+
+        thread = threading.Thread(target=run, name="driftwatch-dashboard-poller", daemon=True)
+        self._poller, self._poller_loop, self._poller_thread, self._polled = poller, loop, thread, dict(configured)
+        thread.start()
+        return set(configured)
+
+    def _stop_poller(self, timeout_s: float = 10.0) -> None:
+        poller, loop, thread = self._poller, self._poller_loop, self._poller_thread
+        self._poller = self._poller_loop = self._poller_thread = None
+        self._polled = {}
+        if poller is None or loop is None or thread is None:
+            return
+        try:
+            loop.call_soon_threadsafe(poller.stop)
+        except RuntimeError:  # the loop is closed already
+            return
+        if thread is not threading.current_thread():
+            thread.join(timeout_s)
+
+    def _read_store(self, env: Any) -> bool:
+        """The poller's newest results of one environment, from the store, as the pages show them."""
+        store = self._open_store()
+        if store is None:
+            return False
+        try:
+            states = store.latest(env.name)
+        except Exception as exc:  # noqa: BLE001
+            self.store_error = f"history store unavailable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            return False
+        self._show(env, states)
+        return True
 
     def check_now(self, env: Any) -> list[CheckResult]:
         """Probe one environment now (also after an action), store and return its results,
@@ -166,7 +250,11 @@ class Monitor:
             ids = self._ids.get(env.name, {})
             missing = [r for r in results if (r.kind, r.name) not in ids]
             if missing:
-                specs = [CheckSpec(r.kind, r.name, interval, scheduled=False) for r in results]
+                # A check the background poller runs stays scheduled (a recheck after an action
+                # must not take it off the poller's schedule); the others are not leased.
+                scheduled = env.name in self._polled
+                specs = [CheckSpec(r.kind, r.name, int(self._intervals.get((env.name, r.kind, r.name), interval)),
+                                   scheduled=scheduled) for r in results]
                 ids = store.register_checks(env.name, specs)
                 self._ids[env.name] = ids
             for r in results:
@@ -200,6 +288,14 @@ class Monitor:
         mine = self._last_write.get(env.name)
         if (mine is not None and newest <= mine) or (_now() - newest).total_seconds() > 2 * interval:
             return False
+        self._show(env, states)
+        self.following = True
+        return True
+
+    def _show(self, env: Any, states: list[Any]) -> None:
+        """Take the store's current states of an environment as its newest results."""
+        if not any(c.checked_at is not None for c in states):
+            return  # nothing reported yet: the Overview keeps waiting for the first round
         with self._lock:
             latest = self._latest.setdefault(env.name, {})
             for c in states:
@@ -213,8 +309,6 @@ class Monitor:
                     self._history.setdefault((env.name, c.kind, c.name), deque(maxlen=HISTORY)).append(r)
                 self._since[(env.name, c.kind, c.name)] = c.since
             self._rounds[env.name] = self._rounds.get(env.name, 0) + 1
-            self.following = True
-        return True
 
     def uptime(self, env_name: str, days: int = 30) -> dict[tuple[str, str], float | None]:
         """Each check's share of ok results over the last `days`, from the store (roll-ups and
@@ -352,12 +446,23 @@ class Monitor:
         shown = []
         for r in sorted(results, key=lambda r: (KIND_ORDER.index(r.kind), r.name)):
             age = (now - r.checked_at).total_seconds()
-            shown.append(Shown(r, age, age > STALE_AFTER * self.interval_s))
+            every = max(self.interval_s, self._intervals.get((env_name, r.kind, r.name), 0.0))
+            shown.append(Shown(r, age, age > STALE_AFTER * every))
         return shown
 
     def history(self, env_name: str, kind: str, name: str) -> list[CheckResult]:
         with self._lock:
             return list(self._history.get((env_name, kind, name), ()))
+
+
+class _Quiet:
+    """The background poller's log: its lines (store down, state changes) are on the pages."""
+
+    def write(self, _text: str) -> int:
+        return 0
+
+    def flush(self) -> None:
+        pass
 
 
 def state_of(shown: list[Shown]) -> str:

@@ -141,3 +141,54 @@ def test_driftwatch_dashboard_with_a_missing_config_is_one_error_line(tmp_path):
     assert done.returncode == 1
     assert done.stderr.strip().endswith("no such file")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_dashboard_runs_each_configured_check_on_its_own_interval_through_the_poller(tmp_path):
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from checks.config import load_config
+    from checks.history import HistoryStore
+    from dashboard.environments import Environment
+    from dashboard.monitor import Monitor
+
+    hits = []
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            hits.append(self.path)
+            body = b'{"status": "ok"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = str(tmp_path / "h.sqlite3")
+    (tmp_path / "driftwatch.toml").write_text(
+        f'[environments.prod]\n[[environments.prod.health]]\nname = "api"\n'
+        f'url = "http://127.0.0.1:{server.server_port}/health"\ninterval_s = 3600\n'
+        'conditions = ["[STATUS] == 200"]\n')
+    config = load_config(tmp_path / "driftwatch.toml", environ={})
+    monitor = Monitor(lambda env: pytest.fail("the dashboard probed instead of its poller"), interval_s=1,
+                      store_url=url)
+    try:
+        monitor.watch([Environment("prod", None, None, None, config=config.environments["prod"])])
+        assert monitor.wait_first_round("prod", timeout_s=30)
+        time.sleep(3)  # three refreshes of the pages' states: the hourly check is not run again
+        [shown] = monitor.latest("prod")
+        assert (shown.result.kind, shown.state, shown.stale) == ("health", "ok", False)
+        assert len(hits) == 1
+        with HistoryStore.open(url) as store:
+            assert store.next_due(["prod"]) is not None  # leased on its interval, like `driftwatch poll`'s
+    finally:
+        monitor.stop()
+        server.shutdown()
+        server.server_close()
+    assert monitor._poller_thread is None
