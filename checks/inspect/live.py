@@ -86,6 +86,7 @@ def inspect_database(
     schemas: Sequence[str],
     *,
     statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+    prepare: bool | None = None,
 ) -> Catalog:
     """Return the tables and enums of ``schemas`` as a `Catalog`.
 
@@ -95,11 +96,17 @@ def inspect_database(
     so a missing schema shows up as a difference. Tables and enums are sorted by
     (schema, name). Raises DatabaseError (message without password) when a query
     fails or exceeds ``statement_timeout`` seconds.
+
+    ``prepare=True`` prepares the catalog queries on the connection (psycopg keeps them per
+    connection): for a connection kept open across inspections (`checks.monitor.connections`),
+    where the second and later inspections skip PostgreSQL's parse and plan of each query.
+    None leaves it to psycopg's default (prepared after a few executions).
     """
-    return _inspect_any(conn_or_url, schemas, statement_timeout)
+    return _inspect_any(conn_or_url, schemas, statement_timeout, prepare=prepare)
 
 
-def _inspect_any(conn_or_url, schemas: Sequence[str], statement_timeout: float, before_fetch=None) -> Catalog:
+def _inspect_any(conn_or_url, schemas: Sequence[str], statement_timeout: float, before_fetch=None,
+                 prepare: bool | None = None) -> Catalog:
     if isinstance(schemas, str):
         raise UsageError("schemas must be a sequence of schema names, not a string")
     wanted = list(dict.fromkeys(schemas))
@@ -107,10 +114,10 @@ def _inspect_any(conn_or_url, schemas: Sequence[str], statement_timeout: float, 
         url = conn_or_url
         conn = connect(url)
         try:
-            return _inspect(conn, wanted, statement_timeout, url, before_fetch)
+            return _inspect(conn, wanted, statement_timeout, url, before_fetch, prepare)
         finally:
             conn.close()
-    return _inspect(conn_or_url, wanted, statement_timeout, None, before_fetch)
+    return _inspect(conn_or_url, wanted, statement_timeout, None, before_fetch, prepare)
 
 
 class BackgroundInspection:
@@ -177,7 +184,7 @@ def inspect_in_background(
 
 
 def _inspect(conn: "psycopg.Connection", schemas: list[str], timeout: float, url: str | None,
-             before_fetch=None) -> Catalog:
+             before_fetch=None, prepare: bool | None = None) -> Catalog:
     import psycopg
     from psycopg import pq
 
@@ -195,7 +202,7 @@ def _inspect(conn: "psycopg.Connection", schemas: list[str], timeout: float, url
             with conn.transaction(force_rollback=True):
                 cursors[0].execute(_settings(schemas, timeout, outermost))
                 for cur, name in zip(cursors, QUERY_FILES):
-                    cur.execute(_query(name), params)
+                    cur.execute(_query(name), params, prepare=prepare)
             if before_fetch is not None:
                 before_fetch()
             rows = {name: cur.fetchall() for cur, name in zip(cursors, QUERY_FILES)}

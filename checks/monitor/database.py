@@ -10,7 +10,9 @@ it is not the deployed one, why (`fallback_reason`).
 
 A resident poller checks the same schema every minute: the compiled expectation is kept in
 memory, keyed by the schema's bytes (`Expectations`), so a re-check of an unchanged schema
-costs one read of the files and one catalog read of the database — not a parse and compile.
+costs one read of the files and one catalog read of the database — not a parse and compile —
+and that read runs on the connection kept from the last check (`checks.monitor.connections`:
+no connect, a warm backend, the catalog queries already prepared).
 
 Nothing here raises for what the database or the schema does: an unreachable database or an
 unreadable schema is a result in state `error` with one line saying why — never a stale `ok`.
@@ -201,9 +203,10 @@ def _drift(url: str, schema_path: Path, origin: dict[str, Any], label: str,
     try:
         expected = expectations.catalog(schema_path, split_prisma_url(url)[1])
         from ..diff import diff
-        from ..inspect.live import inspect_database
+        from .connections import CONNECTIONS
 
-        actual = inspect_database(url, expected.schemas)
+        # on the connection kept from the last check of this database: warm and prepared
+        actual = CONNECTIONS.inspect(url, expected.schemas)
         report = diff(expected, actual)
         if kept is not None:
             kept["report"] = report
