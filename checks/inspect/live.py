@@ -275,14 +275,17 @@ def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
     normalize = _normalize_default
 
     columns: dict[tuple[str, str], list[Column]] = {}
-    key = cols = None
+    attnames: dict[tuple[str, str], dict[int, str]] = {}  # names constraints.sql's attnums
+    key = cols = names = None
     for (t_schema, t_name, col, builtin, udt_schema, udt_name, is_array, nullable, default_expr,
-         is_identity) in rows["columns.sql"]:
+         is_identity, attnum) in rows["columns.sql"]:
         if key is None or key[1] != t_name or key[0] != t_schema:  # rows come ordered by table
             key = (t_schema, t_name)
             cols = columns.setdefault(key, [])
+            names = attnames.setdefault(key, {})
         if col is None:  # a table without columns
             continue
+        names[attnum] = col
         ctype = builtin if udt_schema is None else enum_type_ref(udt_schema, udt_name, array=is_array)
         if is_identity:
             cols.append(Column(col, ctype, nullable, None, True))
@@ -295,12 +298,19 @@ def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
     primary: dict[tuple[str, str], PrimaryKey] = {}
     foreign: dict[tuple[str, str], list[ForeignKey]] = {}
     actions = _ACTIONS
-    for (t_schema, t_name, kind, name, cols, ref_schema, ref_table, ref_cols, on_delete,
+    for (t_schema, t_name, kind, name, keys, ref_schema, ref_table, ref_keys, ref_names, on_delete,
          on_update) in rows["constraints.sql"]:
+        names = attnames[(t_schema, t_name)]
+        cols = tuple([names[k] for k in keys])
         if kind == "p":
-            primary[(t_schema, t_name)] = PrimaryKey(name, tuple(cols))
+            primary[(t_schema, t_name)] = PrimaryKey(name, cols)
         else:
-            fk = ForeignKey(name, tuple(cols), ref_schema, ref_table, tuple(ref_cols),
+            if ref_names is None:
+                names = attnames[(ref_schema, ref_table)]
+                ref_cols = tuple([names[k] for k in ref_keys])
+            else:
+                ref_cols = tuple(ref_names)
+            fk = ForeignKey(name, cols, ref_schema, ref_table, ref_cols,
                             actions.get(on_delete, on_delete), actions.get(on_update, on_update))
             found = foreign.get((t_schema, t_name))
             if found is None:
