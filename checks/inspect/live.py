@@ -319,16 +319,17 @@ def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
                 found.append(fk)
 
     index_parts: dict[tuple[str, str], dict[str, tuple[bool, str, str | None, list[IndexColumn], tuple]]] = {}
-    for (t_schema, t_name, name, unique, method, predicate, _pos, col, is_expr, descending,
+    for (t_schema, t_name, name, unique, method, predicate, _pos, expression, attnum, is_expr, descending,
          opclass, include) in rows["indexes.sql"]:
         per_table = index_parts.get((t_schema, t_name))
         if per_table is None:
             per_table = index_parts[(t_schema, t_name)] = {}
+        names = attnames[(t_schema, t_name)]
         parts = per_table.get(name)
         if parts is None:
             parts = per_table[name] = (unique, method, normalize_predicate(predicate), [],
-                                       tuple(include) if include else ())
-        parts[3].append(IndexColumn(col, descending, opclass, is_expr))
+                                       tuple([names[k] for k in include]) if include else ())
+        parts[3].append(IndexColumn(expression if is_expr else names[attnum], descending, opclass, is_expr))
 
     tables = []
     no_indexes: dict = {}
