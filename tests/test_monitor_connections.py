@@ -49,3 +49,19 @@ def test_a_database_that_cannot_be_reached_is_a_database_error(make_db):
     with pytest.raises(DatabaseError):
         pool.inspect("postgresql://nobody@127.0.0.1:1/none", ["public"])
     assert pool.opened == 0
+
+
+def test_unchanged_rows_give_the_same_catalog_object_and_a_change_a_new_one(make_db):
+    url = make_db(SQL)
+    pool = ResidentConnections()
+    try:
+        first = pool.inspect(url, ["public"])
+        assert pool.inspect(url, ["public"]) is first
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute('ALTER TABLE "Post" ADD COLUMN title text')
+        changed = pool.inspect(url, ["public"])
+        assert changed is not first and changed == inspect_database(url, ["public"])
+        assert changed.table("public", "Post").column("title") is not None
+        assert pool.inspect(url, ["public", "other"]) == inspect_database(url, ["public", "other"])
+    finally:
+        pool.close()

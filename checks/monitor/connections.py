@@ -7,7 +7,9 @@ connect and authentication, and a new PostgreSQL backend whose catalog caches ar
 first catalog read on a backend costs it about half as much again as the next ones, and
 every query is parsed and planned anew. Kept open, the connection's backend has its caches
 warm and the catalog queries prepared (`inspect_database(..., prepare=True)`), so a re-check
-costs PostgreSQL only their execution.
+costs PostgreSQL only their execution. The last rows read from each database are kept with the
+catalog built from them (`BuildMemo`): unchanged rows give the same `Catalog` object back, not
+thousands of dataclasses built again.
 
 An idle connection holds no lock and no transaction (the inspection always rolls back), so it
 blocks no migration. When the server dropped it while idle (a restart, idle_session_timeout,
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
     import psycopg
 
     from ..catalog import Catalog
+    from ..inspect.live import BuildMemo
 
 __all__ = ["ResidentConnections", "CONNECTIONS"]
 
@@ -40,6 +43,7 @@ class ResidentConnections:
     def __init__(self, max_databases: int = 16) -> None:
         self.max_databases = max_databases
         self._idle: OrderedDict[str, psycopg.Connection] = OrderedDict()
+        self._memos: OrderedDict[str, BuildMemo] = OrderedDict()  # the last rows and catalog per URL
         self._lock = threading.Lock()
         self.opened = 0  # connections opened, for tests and benchmarks
         self.reused = 0
@@ -51,10 +55,11 @@ class ResidentConnections:
 
         from ..inspect.live import inspect_database
 
+        memo = self._memo(url)
         conn = self._take(url)
         if conn is not None:
             try:
-                catalog = inspect_database(conn, schemas, prepare=True)
+                catalog = inspect_database(conn, schemas, prepare=True, memo=memo)
             except (DatabaseError, psycopg.Error):
                 if _reusable(conn):  # the database answered: the error is the check's
                     self._give(url, conn)
@@ -66,7 +71,7 @@ class ResidentConnections:
                 return catalog
         conn = self._connect(url)
         try:
-            catalog = inspect_database(conn, schemas, prepare=True)
+            catalog = inspect_database(conn, schemas, prepare=True, memo=memo)
         except BaseException:
             if _reusable(conn):
                 self._give(url, conn)
@@ -76,10 +81,24 @@ class ResidentConnections:
         self._give(url, conn)
         return catalog
 
+    def _memo(self, url: str) -> BuildMemo:
+        from ..inspect.live import BuildMemo
+
+        with self._lock:
+            memo = self._memos.get(url)
+            if memo is None:
+                memo = self._memos[url] = BuildMemo()
+                while len(self._memos) > self.max_databases:
+                    self._memos.popitem(last=False)
+            else:
+                self._memos.move_to_end(url)
+            return memo
+
     def close(self) -> None:
         """Close every idle connection (the poller stops; also at interpreter exit)."""
         with self._lock:
             idle, self._idle = list(self._idle.values()), OrderedDict()
+            self._memos.clear()
         for conn in idle:
             _close(conn)
 
