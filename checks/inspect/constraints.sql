@@ -50,4 +50,5 @@ WHERE con.contype IN ('p', 'f')
         WHERE dep.classid = 'pg_catalog.pg_class'::regclass
           AND dep.objid = c.oid
           AND dep.deptype = 'e')
-ORDER BY n.nspname, c.relname, con.contype, con.conname;
+-- by number (the caller sorts by name; see columns.sql)
+ORDER BY con.oid;

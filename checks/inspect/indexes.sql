@@ -52,4 +52,5 @@ WHERE NOT i.indisprimary
         WHERE dep.classid = 'pg_catalog.pg_class'::regclass
           AND dep.objid = c.oid
           AND dep.deptype = 'e')
-ORDER BY n.nspname, c.relname, ic.relname, k.ord;
+-- by number (the caller sorts by name; see columns.sql), key columns in key order
+ORDER BY i.indexrelid, k.ord;

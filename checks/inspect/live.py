@@ -311,7 +311,7 @@ def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
     key = cols = names = None
     for (t_schema, t_name, col, builtin, udt_schema, udt_name, is_array, nullable, default_expr,
          is_identity, attnum) in rows["columns.sql"]:
-        if key is None or key[1] != t_name or key[0] != t_schema:  # rows come ordered by table
+        if key is None or key[1] != t_name or key[0] != t_schema:  # rows come by table, in attnum order
             key = (t_schema, t_name)
             cols = columns.setdefault(key, [])
             names = attnames.setdefault(key, {})
