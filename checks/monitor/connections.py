@@ -94,6 +94,12 @@ class ResidentConnections:
                 self._memos.move_to_end(url)
             return memo
 
+    def backend_pid(self, url: str) -> int | None:
+        """The PostgreSQL backend of this URL's idle connection (benchmarks measure its CPU)."""
+        with self._lock:
+            conn = self._idle.get(url)
+            return conn.info.backend_pid if conn is not None else None
+
     def close(self) -> None:
         """Close every idle connection (the poller stops; also at interpreter exit)."""
         with self._lock:
