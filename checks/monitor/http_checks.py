@@ -35,14 +35,13 @@ import httpx
 
 from ..config import HealthCheck, SmokeCheck, SmokeStep, mask_url
 from .conditions import Condition, Observation, walk_path, MISSING
+from .http_transport import POOL_SIZE, ShardedTransport, tls_context  # noqa: F401 (re-exported)
 from .results import CheckResult, utcnow
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 EXCERPT_CHARS = 300
 DEFAULT_CONCURRENCY = 64
-# Connections per httpcore pool; a client holds as many pools as its concurrency needs.
-POOL_SIZE = 8
 USER_AGENT = "driftwatch-monitor"
 
 _TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -61,22 +60,11 @@ class Exchange:
 
 # --- the public probes ------------------------------------------------------------------
 
-_TLS_CONTEXTS: dict[bool, ssl.SSLContext] = {}
-
-
-def tls_context(verify: bool) -> ssl.SSLContext:
-    """One TLS context per mode for the whole process: loading the CA bundle costs ~0.2 s
-    (measured), too much to pay for every client of every round."""
-    if verify not in _TLS_CONTEXTS:
-        _TLS_CONTEXTS[verify] = httpx.create_ssl_context(verify=verify)
-    return _TLS_CONTEXTS[verify]
-
-
 def make_client(*, concurrency: int = DEFAULT_CONCURRENCY, verify: bool | ssl.SSLContext = True) -> httpx.AsyncClient:
     """A client for checks: `concurrency` connections in pools of at most POOL_SIZE
-    (see _ShardedTransport), redirects followed by hand. A check with `verify_tls = false`
+    (see http_transport.ShardedTransport), redirects followed by hand. A check with `verify_tls = false`
     is sent through unverified pools of the same client (`verify` is the verified side)."""
-    transport = _ShardedTransport(concurrency=max(1, concurrency), verify=verify)
+    transport = ShardedTransport(concurrency=max(1, concurrency), verify=verify)
     return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
                              timeout=httpx.Timeout(10.0), headers={"User-Agent": USER_AGENT},
                              cookies=_NoCookies())
@@ -94,81 +82,6 @@ class _NoCookies(http.cookiejar.CookieJar):
 
     def set_cookie(self, cookie: Any) -> None:
         return None
-
-
-class _ShardedTransport(httpx.AsyncBaseTransport):
-    """One client's connections as several small httpcore pools.
-
-    httpcore re-scans every (waiting request × connection) pair of a pool whenever a request
-    starts or ends; with 64 connections in one pool, 1,000 local checks took 40 s and some
-    timed out (measured). A request goes to the pool that last served its host when that
-    pool has room (its kept-alive connection is reused), else to the least busy one; a
-    request marked `extensions["driftwatch_verify"] = False` to the unverified pools.
-    """
-
-    def __init__(self, *, concurrency: int, verify: bool | ssl.SSLContext) -> None:
-        self.count = -(-concurrency // POOL_SIZE)
-        self.size = -(-concurrency // self.count)
-        self.verify = verify
-        self.groups: dict[bool, list[httpx.AsyncHTTPTransport]] = {}
-        self.busy: dict[bool, list[int]] = {}
-        self.host_pool: dict[tuple[bool, str], int] = {}
-
-    def _group(self, verified: bool) -> list[httpx.AsyncHTTPTransport]:
-        if verified not in self.groups:
-            verify = self.verify if verified else False
-            context = tls_context(verify) if isinstance(verify, bool) else verify
-            limits = httpx.Limits(max_connections=self.size, max_keepalive_connections=self.size,
-                                  keepalive_expiry=30)
-            self.groups[verified] = [httpx.AsyncHTTPTransport(verify=context, limits=limits, trust_env=False)
-                                     for _ in range(self.count)]
-            self.busy[verified] = [0] * self.count
-        return self.groups[verified]
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        verified = bool(request.extensions.get("driftwatch_verify", True))
-        group, busy = self._group(verified), self.busy[verified]
-        key = (verified, request.url.netloc.decode("ascii", "replace"))
-        index = self.host_pool.get(key)
-        if index is None or busy[index] >= self.size:
-            index = min(range(self.count), key=busy.__getitem__)
-        self.host_pool[key] = index
-        busy[index] += 1
-        try:
-            response = await group[index].handle_async_request(request)
-        except BaseException:
-            busy[index] -= 1
-            raise
-
-        def release() -> None:
-            busy[index] -= 1
-        return httpx.Response(status_code=response.status_code, headers=response.headers,
-                              stream=_Released(response.stream, release), extensions=response.extensions)
-
-    async def aclose(self) -> None:
-        for group in self.groups.values():
-            for transport in group:
-                await transport.aclose()
-
-
-class _Released(httpx.AsyncByteStream):
-    """A response stream that says when it is closed (its connection is free again)."""
-
-    def __init__(self, stream: Any, release: Any) -> None:
-        self.stream = stream
-        self.release = release
-
-    async def __aiter__(self) -> Any:
-        async for chunk in self.stream:
-            yield chunk
-
-    async def aclose(self) -> None:
-        release, self.release = self.release, None
-        try:
-            await self.stream.aclose()
-        finally:
-            if release is not None:
-                release()
 
 
 async def run_health(client: httpx.AsyncClient, check: HealthCheck) -> CheckResult:
@@ -296,7 +209,7 @@ async def _exchange(client: httpx.AsyncClient, method: str, url: str, headers: d
     """Send one request (following redirects by hand) under a hard deadline of timeout_s."""
     timeout = httpx.Timeout(timeout_s)
     kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout}
-    if not verify:  # read by _ShardedTransport (a plain client ignores it)
+    if not verify:  # read by ShardedTransport (a plain client ignores it)
         kwargs["extensions"] = {"driftwatch_verify": False}
     if json_body is not None:
         kwargs["json"] = json_body

@@ -1,0 +1,341 @@
+"""The transport under the checks' `httpx.AsyncClient`: httpcore pools on plain asyncio.
+
+Why not httpx's default transport: a round of 1,000 local checks spent most of its CPU
+below httpx (profiled with py-spy): httpcore's pool re-scans every (waiting request ×
+connection) pair on each request and each release, and for every idle connection it asks
+the network stream whether the server closed it, which anyio answers by building a dict of
+socket attributes and calling getpeername(); every read and write also opens an anyio cancel
+scope. So the client's connections are split over small httpcore pools (`ShardedTransport`)
+and the pools talk to the network through `AsyncioBackend`, httpcore's public
+network-backend interface implemented on an asyncio Protocol: a read that finds data
+buffered returns it without waiting, a timeout is one asyncio timer, and "did the server
+close this idle connection" is a flag the event loop already set.
+
+Errors keep httpcore's (then httpx's) types with the OS or TLS error as their cause, so
+the checks' reasons (refused, DNS, TLS verification message, timeouts) read the same.
+"""
+from __future__ import annotations
+
+import asyncio
+import collections
+import socket
+import ssl
+from typing import Any, AsyncIterator, Iterable
+
+import httpcore
+import httpx
+
+# Connections per httpcore pool; a client holds as many pools as its concurrency needs.
+POOL_SIZE = 8
+# Bytes a connection buffers before it stops reading from the socket (a 50 MB body stays
+# in the kernel until the check has read what it wants, then the connection is closed).
+READ_BUFFER_LIMIT = 256 * 1024
+
+_TLS_CONTEXTS: dict[bool, ssl.SSLContext] = {}
+
+
+def tls_context(verify: bool) -> ssl.SSLContext:
+    """One TLS context per mode for the whole process: loading the CA bundle costs ~0.2 s
+    (measured), too much to pay for every client of every round."""
+    if verify not in _TLS_CONTEXTS:
+        _TLS_CONTEXTS[verify] = httpx.create_ssl_context(verify=verify)
+    return _TLS_CONTEXTS[verify]
+
+
+# --- httpcore's network backend on asyncio -----------------------------------------------------
+
+class _Protocol(asyncio.Protocol):
+    """Bytes received, waiting to be read; end of stream; write flow control."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.chunks: collections.deque[bytes] = collections.deque()
+        self.buffered = 0
+        self.eof = False
+        self.error: BaseException | None = None
+        self.reader: asyncio.Future[None] | None = None
+        self.writer: asyncio.Future[None] | None = None
+        self.reading_paused = False
+        self.writing_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > READ_BUFFER_LIMIT and not self.reading_paused and self.transport is not None:
+            self.reading_paused = True
+            self.transport.pause_reading()
+        self._wake_reader()
+
+    def eof_received(self) -> bool:
+        self.eof = True
+        self._wake_reader()
+        return False  # close the transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake_reader()
+        if self.writer is not None and not self.writer.done():
+            self.writer.set_result(None)
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.writer is not None and not self.writer.done():
+            self.writer.set_result(None)
+
+    def _wake_reader(self) -> None:
+        if self.reader is not None and not self.reader.done():
+            self.reader.set_result(None)
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
+        self.transport = transport
+        self.protocol = protocol
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        p = self.protocol
+        if not p.chunks and not p.eof:
+            p.reader = asyncio.get_running_loop().create_future()
+            try:
+                if timeout is None:
+                    await p.reader
+                else:
+                    async with asyncio.timeout(timeout):
+                        await p.reader
+            except TimeoutError:
+                raise httpcore.ReadTimeout("timed out") from None
+            finally:
+                p.reader = None
+        if p.chunks:
+            data = p.chunks.popleft()
+            if len(data) > max_bytes:
+                p.chunks.appendleft(data[max_bytes:])
+                data = data[:max_bytes]
+            p.buffered -= len(data)
+            if p.reading_paused and p.buffered <= READ_BUFFER_LIMIT // 2:
+                p.reading_paused = False
+                self.transport.resume_reading()
+            return data
+        if p.error is not None:
+            raise httpcore.ReadError(str(p.error) or type(p.error).__name__) from p.error
+        return b""
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        if not buffer:
+            return
+        p = self.protocol
+        if self.transport.is_closing() or p.error is not None:
+            raise httpcore.WriteError("the connection is closed") from p.error
+        self.transport.write(buffer)
+        if p.writing_paused:
+            p.writer = asyncio.get_running_loop().create_future()
+            try:
+                if timeout is None:
+                    await p.writer
+                else:
+                    async with asyncio.timeout(timeout):
+                        await p.writer
+            except TimeoutError:
+                raise httpcore.WriteTimeout("timed out") from None
+            finally:
+                p.writer = None
+            if p.error is not None:
+                raise httpcore.WriteError(str(p.error)) from p.error
+
+    async def aclose(self) -> None:
+        self.transport.close()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport = await loop.start_tls(self.transport, self.protocol, ssl_context,
+                                                 server_hostname=server_hostname)
+        except TimeoutError:
+            self.transport.close()
+            raise httpcore.ConnectTimeout("timed out during the TLS handshake") from None
+        except (OSError, EOFError) as exc:  # ssl.SSLError is an OSError
+            self.transport.close()
+            raise httpcore.ConnectError(str(exc)) from exc
+        if transport is None:  # the connection closed during the handshake
+            raise httpcore.ConnectError("the connection closed during the TLS handshake")
+        self.protocol.transport = transport  # type: ignore[assignment]
+        return AsyncioStream(transport, self.protocol)  # type: ignore[arg-type]
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":  # asked of idle connections: did the server send or close?
+            return bool(self.protocol.chunks) or self.protocol.eof
+        if info == "ssl_object":
+            return self.transport.get_extra_info("ssl_object")
+        if info == "client_addr":
+            return self.transport.get_extra_info("sockname")
+        if info == "server_addr":
+            return self.transport.get_extra_info("peername")
+        if info == "socket":
+            return self.transport.get_extra_info("socket")
+        return None
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend on asyncio's own transports (no anyio in the data path)."""
+
+    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
+                          local_address: str | None = None,
+                          socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_connection(
+                    _Protocol, host, port, local_addr=(local_address, 0) if local_address else None,
+                    happy_eyeballs_delay=0.25)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout("timed out") from None
+        except OSError as exc:  # refused, unreachable, socket.gaierror (DNS)
+            raise httpcore.ConnectError(str(exc)) from exc
+        sock = transport.get_extra_info("socket")
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        return AsyncioStream(transport, protocol)
+
+    async def connect_unix_socket(self, path: str, timeout: float | None = None,
+                                  socket_options: Iterable[Any] | None = None) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_unix_connection(_Protocol, path)
+        except TimeoutError:
+            raise httpcore.ConnectTimeout("timed out") from None
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        return AsyncioStream(transport, protocol)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+# --- the client's transport: small httpcore pools -------------------------------------------------
+
+_EXCEPTIONS: tuple[tuple[type[Exception], type[httpx.HTTPError]], ...] = (
+    # most specific first
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+def _httpx_error(exc: Exception) -> Exception:
+    """httpcore's exception as the httpx one httpx's own transport would raise (cause kept)."""
+    for core, mapped in _EXCEPTIONS:
+        if isinstance(exc, core):
+            error = mapped(str(exc))
+            error.__cause__ = exc
+            return error
+    return exc
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """One client's connections as several small httpcore pools.
+
+    httpcore re-scans every (waiting request × connection) pair of a pool whenever a request
+    starts or ends; with 64 connections in one pool, 1,000 local checks took 40 s and some
+    timed out (measured). A request goes to the pool that last served its host when that
+    pool has room (its kept-alive connection is reused), else to the least busy one; a
+    request marked `extensions["driftwatch_verify"] = False` to the unverified pools.
+    """
+
+    def __init__(self, *, concurrency: int, verify: bool | ssl.SSLContext) -> None:
+        self.count = -(-concurrency // POOL_SIZE)
+        self.size = -(-concurrency // self.count)
+        self.verify = verify
+        self.backend = AsyncioBackend()
+        self.groups: dict[bool, list[httpcore.AsyncConnectionPool]] = {}
+        self.busy: dict[bool, list[int]] = {}
+        self.host_pool: dict[tuple[bool, bytes], int] = {}
+
+    def _group(self, verified: bool) -> list[httpcore.AsyncConnectionPool]:
+        if verified not in self.groups:
+            verify = self.verify if verified else False
+            context = tls_context(verify) if isinstance(verify, bool) else verify
+            self.groups[verified] = [
+                httpcore.AsyncConnectionPool(ssl_context=context, max_connections=self.size,
+                                             max_keepalive_connections=self.size, keepalive_expiry=30,
+                                             network_backend=self.backend)
+                for _ in range(self.count)]
+            self.busy[verified] = [0] * self.count
+        return self.groups[verified]
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        verified = bool(request.extensions.get("driftwatch_verify", True))
+        group, busy = self._group(verified), self.busy[verified]
+        url = request.url
+        key = (verified, url.raw_host)
+        index = self.host_pool.get(key)
+        if index is None or busy[index] >= self.size:
+            index = min(range(self.count), key=busy.__getitem__)
+        self.host_pool[key] = index
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            headers=request.headers.raw, content=request.stream, extensions=request.extensions)
+        busy[index] += 1
+        try:
+            response = await group[index].handle_async_request(core_request)
+        except BaseException as exc:
+            busy[index] -= 1
+            mapped = _httpx_error(exc) if isinstance(exc, Exception) else exc
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        return httpx.Response(status_code=response.status, headers=response.headers,
+                              stream=_Released(response.stream, busy, index), extensions=response.extensions)
+
+    async def aclose(self) -> None:
+        for group in self.groups.values():
+            for pool in group:
+                await pool.aclose()
+
+
+class _Released(httpx.AsyncByteStream):
+    """A pool's response stream as httpx's (errors mapped) that says when it is closed (its
+    connection is free again)."""
+
+    def __init__(self, stream: Any, busy: list[int], index: int) -> None:
+        self.stream = stream
+        self.busy: list[int] | None = busy
+        self.index = index
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self.stream:
+                yield chunk
+        except Exception as exc:
+            mapped = _httpx_error(exc)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def aclose(self) -> None:
+        busy, self.busy = self.busy, None
+        try:
+            await self.stream.aclose()
+        finally:
+            if busy is not None:
+                busy[self.index] -= 1
