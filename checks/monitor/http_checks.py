@@ -35,7 +35,7 @@ import httpx
 
 from ..config import HealthCheck, SmokeCheck, SmokeStep, mask_url
 from .conditions import Condition, Observation, walk_path, MISSING
-from .http_transport import POOL_SIZE, ShardedTransport, tls_context  # noqa: F401 (re-exported)
+from .http_transport import CheckTransport, tls_context  # noqa: F401 (re-exported)
 from .results import CheckResult, utcnow
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -61,10 +61,10 @@ class Exchange:
 # --- the public probes ------------------------------------------------------------------
 
 def make_client(*, concurrency: int = DEFAULT_CONCURRENCY, verify: bool | ssl.SSLContext = True) -> httpx.AsyncClient:
-    """A client for checks: `concurrency` connections in pools of at most POOL_SIZE
-    (see http_transport.ShardedTransport), redirects followed by hand. A check with `verify_tls = false`
-    is sent through unverified pools of the same client (`verify` is the verified side)."""
-    transport = ShardedTransport(concurrency=max(1, concurrency), verify=verify)
+    """A client for checks: at most `concurrency` connections, kept alive per origin
+    (http_transport.CheckTransport), redirects followed by hand. A check with `verify_tls = false`
+    is sent over unverified connections of the same client (`verify` is the verified side)."""
+    transport = CheckTransport(concurrency=max(1, concurrency), verify=verify)
     return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
                              timeout=httpx.Timeout(10.0), headers={"User-Agent": USER_AGENT},
                              cookies=_NoCookies())
@@ -209,7 +209,7 @@ async def _exchange(client: httpx.AsyncClient, method: str, url: str, headers: d
     """Send one request (following redirects by hand) under a hard deadline of timeout_s."""
     timeout = httpx.Timeout(timeout_s)
     kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout}
-    if not verify:  # read by ShardedTransport (a plain client ignores it)
+    if not verify:  # read by CheckTransport (a plain client ignores it)
         kwargs["extensions"] = {"driftwatch_verify": False}
     if json_body is not None:
         kwargs["json"] = json_body

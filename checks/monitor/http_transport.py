@@ -25,8 +25,6 @@ from typing import Any, AsyncIterator, Iterable
 import httpcore
 import httpx
 
-# Connections per httpcore pool; a client holds as many pools as its concurrency needs.
-POOL_SIZE = 8
 # Bytes a connection buffers before it stops reading from the socket (a 50 MB body stays
 # in the kernel until the check has read what it wants, then the connection is closed).
 READ_BUFFER_LIMIT = 256 * 1024
@@ -251,76 +249,138 @@ def _httpx_error(exc: Exception) -> Exception:
     return exc
 
 
-class ShardedTransport(httpx.AsyncBaseTransport):
-    """One client's connections as several small httpcore pools.
+# (verified TLS, scheme, host, port): connections are kept per origin and TLS mode
+_Key = tuple[bool, bytes, bytes, "int | None"]
 
-    httpcore re-scans every (waiting request × connection) pair of a pool whenever a request
-    starts or ends; with 64 connections in one pool, 1,000 local checks took 40 s and some
-    timed out (measured). A request goes to the pool that last served its host when that
-    pool has room (its kept-alive connection is reused), else to the least busy one; a
-    request marked `extensions["driftwatch_verify"] = False` to the unverified pools.
+
+class CheckTransport(httpx.AsyncBaseTransport):
+    """The client's connections: at most `concurrency`, kept alive per origin, O(1) per request.
+
+    httpcore's own pool re-scans every (waiting request × connection) pair whenever a request
+    starts or ends and checks every idle connection each time; with 64 connections in one
+    pool, 1,000 local checks took 40 s and some timed out, and even split into pools of 8 the
+    scans were a fifth of a round's CPU (measured). Checks need less: a request takes the most
+    recently used idle connection to its origin (LIFO, so a round reuses few connections), or
+    opens one, closing the least recently used idle connection of any origin when the client
+    is at its limit; at most `concurrency` requests are in flight (the checker's own bound is
+    the same). Each connection is httpcore's HTTP/1.1 state machine over `AsyncioBackend`.
+    A request marked `extensions["driftwatch_verify"] = False` uses unverified TLS.
     """
 
-    def __init__(self, *, concurrency: int, verify: bool | ssl.SSLContext) -> None:
-        self.count = -(-concurrency // POOL_SIZE)
-        self.size = -(-concurrency // self.count)
+    def __init__(self, *, concurrency: int, verify: bool | ssl.SSLContext, keepalive_expiry: float = 30) -> None:
+        self.limit = max(1, concurrency)
         self.verify = verify
+        self.keepalive_expiry = keepalive_expiry
         self.backend = AsyncioBackend()
-        self.groups: dict[bool, list[httpcore.AsyncConnectionPool]] = {}
-        self.busy: dict[bool, list[int]] = {}
-        self.host_pool: dict[tuple[bool, bytes], int] = {}
+        self.gate = asyncio.Semaphore(self.limit)
+        self.contexts: dict[bool, ssl.SSLContext] = {}
+        # idle connections by (verified, origin), oldest first; dict order = least recently used origin first
+        self.idle: dict[_Key, list[httpcore.AsyncHTTP11Connection]] = {}
+        self.open = 0  # connections open, idle or busy
+        self.closed = False
 
-    def _group(self, verified: bool) -> list[httpcore.AsyncConnectionPool]:
-        if verified not in self.groups:
+    def _context(self, verified: bool) -> ssl.SSLContext:
+        if verified not in self.contexts:
             verify = self.verify if verified else False
             context = tls_context(verify) if isinstance(verify, bool) else verify
-            self.groups[verified] = [
-                httpcore.AsyncConnectionPool(ssl_context=context, max_connections=self.size,
-                                             max_keepalive_connections=self.size, keepalive_expiry=30,
-                                             network_backend=self.backend)
-                for _ in range(self.count)]
-            self.busy[verified] = [0] * self.count
-        return self.groups[verified]
+            context.set_alpn_protocols(["http/1.1"])
+            self.contexts[verified] = context
+        return self.contexts[verified]
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        verified = bool(request.extensions.get("driftwatch_verify", True))
-        group, busy = self._group(verified), self.busy[verified]
         url = request.url
-        key = (verified, url.raw_host)
-        index = self.host_pool.get(key)
-        if index is None or busy[index] >= self.size:
-            index = min(range(self.count), key=busy.__getitem__)
-        self.host_pool[key] = index
+        scheme = url.raw_scheme
+        if scheme not in (b"http", b"https"):
+            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.")
+        verified = bool(request.extensions.get("driftwatch_verify", True))
         core_request = httpcore.Request(
             method=request.method,
-            url=httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+            url=httpcore.URL(scheme=scheme, host=url.raw_host, port=url.port, target=url.raw_path),
             headers=request.headers.raw, content=request.stream, extensions=request.extensions)
-        busy[index] += 1
+        key = (verified, scheme, url.raw_host, url.port)
+        await self.gate.acquire()
+        connection: httpcore.AsyncHTTP11Connection | None = None
         try:
-            response = await group[index].handle_async_request(core_request)
+            connection = await self._connection(key, core_request)
+            response = await connection.handle_async_request(core_request)
         except BaseException as exc:
-            busy[index] -= 1
+            if connection is not None:
+                await self._done(key, connection)
+            self.gate.release()
             mapped = _httpx_error(exc) if isinstance(exc, Exception) else exc
             if mapped is exc:
                 raise
             raise mapped from exc
         return httpx.Response(status_code=response.status, headers=response.headers,
-                              stream=_Released(response.stream, busy, index), extensions=response.extensions)
+                              stream=_Released(response.stream, self, key, connection),
+                              extensions=response.extensions)
+
+    async def _connection(self, key: _Key,
+                          request: httpcore.Request) -> httpcore.AsyncHTTP11Connection:
+        idle = self.idle.get(key)
+        while idle:
+            connection = idle.pop()
+            if not idle:
+                del self.idle[key]
+            if connection.is_idle() and not connection.has_expired():
+                return connection
+            await self._close(connection)  # the server closed it, or it sat idle too long
+            idle = self.idle.get(key)
+        while self.open >= self.limit and self.idle:
+            oldest = next(iter(self.idle))  # the least recently used origin
+            connections = self.idle[oldest]
+            connection = connections.pop(0)
+            if not connections:
+                del self.idle[oldest]
+            await self._close(connection)
+        stream = await self._connect(key, request)
+        self.open += 1
+        return httpcore.AsyncHTTP11Connection(origin=request.url.origin, stream=stream,
+                                              keepalive_expiry=self.keepalive_expiry)
+
+    async def _connect(self, key: _Key, request: httpcore.Request) -> httpcore.AsyncNetworkStream:
+        origin = request.url.origin
+        timeout = request.extensions.get("timeout", {}).get("connect")
+        host = origin.host.decode("ascii")
+        stream = await self.backend.connect_tcp(host, origin.port, timeout=timeout)
+        if origin.scheme == b"https":
+            server_hostname = request.extensions.get("sni_hostname") or host
+            stream = await stream.start_tls(self._context(key[0]), server_hostname=server_hostname, timeout=timeout)
+        return stream
+
+    async def _done(self, key: _Key, connection: httpcore.AsyncHTTP11Connection) -> None:
+        """A response is finished with: keep its connection for the next request, or close it."""
+        if connection.is_idle() and not self.closed:
+            idle = self.idle.pop(key, [])  # re-inserted: this origin is now the most recently used
+            idle.append(connection)
+            self.idle[key] = idle
+        else:
+            await self._close(connection)
+
+    async def _close(self, connection: httpcore.AsyncHTTP11Connection) -> None:
+        self.open -= 1
+        try:
+            await connection.aclose()
+        except Exception:  # closing a broken connection: nothing more to do with it
+            pass
 
     async def aclose(self) -> None:
-        for group in self.groups.values():
-            for pool in group:
-                await pool.aclose()
+        self.closed = True
+        idle, self.idle = self.idle, {}
+        for connections in idle.values():
+            for connection in connections:
+                await self._close(connection)
 
 
 class _Released(httpx.AsyncByteStream):
-    """A pool's response stream as httpx's (errors mapped) that says when it is closed (its
-    connection is free again)."""
+    """A connection's response stream as httpx's (errors mapped) that hands the connection
+    back to the transport when closed."""
 
-    def __init__(self, stream: Any, busy: list[int], index: int) -> None:
+    def __init__(self, stream: Any, owner: CheckTransport, key: Any, connection: Any) -> None:
         self.stream = stream
-        self.busy: list[int] | None = busy
-        self.index = index
+        self.owner: CheckTransport | None = owner
+        self.key = key
+        self.connection = connection
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         try:
@@ -333,9 +393,13 @@ class _Released(httpx.AsyncByteStream):
             raise mapped from exc
 
     async def aclose(self) -> None:
-        busy, self.busy = self.busy, None
+        owner, self.owner = self.owner, None
+        if owner is None:
+            return
         try:
             await self.stream.aclose()
         finally:
-            if busy is not None:
-                busy[self.index] -= 1
+            try:
+                await owner._done(self.key, self.connection)
+            finally:
+                owner.gate.release()
