@@ -96,6 +96,7 @@ class _NoCookies(httpx.Cookies):
 
 
 _NO_COOKIES = _NoCookies()
+_NO_AUTH = httpx.Auth()  # sends the request as it is
 
 
 class _CheckClient(httpx.AsyncClient):
@@ -251,7 +252,10 @@ async def _exchange(client: httpx.AsyncClient, method: str, url: str, headers: d
     try:
         async with asyncio.timeout(timeout_s):
             while True:
-                response = await client.send(request, stream=True, follow_redirects=False)
+                # httpx looks for credentials in every request's URL (unquoting them); a URL
+                # without any, on a client without auth, needs no auth flow: 2% of a round's CPU
+                auth = _NO_AUTH if client.auth is None and not request.url.userinfo else httpx.USE_CLIENT_DEFAULT
+                response = await client.send(request, stream=True, follow_redirects=False, auth=auth)
                 if not (follow_redirects and response.has_redirect_location and response.next_request):
                     break
                 hops.append(mask_url(str(response.headers.get("location", ""))))
