@@ -1,7 +1,7 @@
 """Health and smoke checks: HTTP requests whose answers are judged by Gatus-style conditions.
 
 All requests of a round go through one `httpx.AsyncClient` (`make_client`: connection
-reuse, `concurrency` connections spread over small pools) and a semaphore of the same size;
+reuse, at most `concurrency` connections, see http_transport.py) and a semaphore of the same size;
 `HttpChecker` keeps that client between rounds. No server can hold a round:
 every check runs under an asyncio deadline of its `timeout_s` (httpx's own timeouts are per
 read, so a server trickling one byte a second would otherwise never time out), bodies are

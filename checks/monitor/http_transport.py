@@ -1,18 +1,21 @@
-"""The transport under the checks' `httpx.AsyncClient`: httpcore pools on plain asyncio.
+"""The transport under the checks' `httpx.AsyncClient`: httpcore's HTTP/1.1 on plain asyncio.
 
 Why not httpx's default transport: a round of 1,000 local checks spent most of its CPU
-below httpx (profiled with py-spy): httpcore's pool re-scans every (waiting request ×
-connection) pair on each request and each release, and for every idle connection it asks
-the network stream whether the server closed it, which anyio answers by building a dict of
-socket attributes and calling getpeername(); every read and write also opens an anyio cancel
-scope. So the client's connections are split over small httpcore pools (`ShardedTransport`)
-and the pools talk to the network through `AsyncioBackend`, httpcore's public
-network-backend interface implemented on an asyncio Protocol: a read that finds data
-buffered returns it without waiting, a timeout is one asyncio timer, and "did the server
-close this idle connection" is a flag the event loop already set.
+below httpx (profiled with py-spy). httpcore's pool re-scans every (waiting request ×
+connection) pair on each request and each release, and asks every idle connection whether
+the server closed it, which anyio answers by building a dict of socket attributes and
+calling getpeername(); every read and write also opens an anyio cancel scope. So:
 
-Errors keep httpcore's (then httpx's) types with the OS or TLS error as their cause, so
-the checks' reasons (refused, DNS, TLS verification message, timeouts) read the same.
+- `CheckTransport` keeps the client's connections itself, O(1) per request (below), each
+  one httpcore's own HTTP/1.1 state machine (`httpcore.AsyncHTTP11Connection`: h11 does the
+  parsing, as before);
+- `AsyncioBackend` is httpcore's public network-backend interface implemented on an asyncio
+  Protocol: a read that finds data buffered returns it without waiting, a timeout is one
+  asyncio timer, and "did the server close this idle connection" is a flag the event loop
+  already set.
+
+Errors keep httpcore's then httpx's types with the OS or TLS error as their cause, so the
+checks' reasons (refused, DNS, the TLS verification message, timeouts) read the same.
 """
 from __future__ import annotations
 
@@ -290,8 +293,10 @@ class CheckTransport(httpx.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
         scheme = url.raw_scheme
-        if scheme not in (b"http", b"https"):
-            raise httpx.UnsupportedProtocol(f"Request URL has an unsupported protocol '{url.scheme}://'.")
+        if scheme not in (b"http", b"https"):  # httpx's own words
+            raise httpx.UnsupportedProtocol(
+                f"Request URL has an unsupported protocol '{url.scheme}://'." if scheme
+                else "Request URL is missing an 'http://' or 'https://' protocol.")
         verified = bool(request.extensions.get("driftwatch_verify", True))
         core_request = httpcore.Request(
             method=request.method,
@@ -326,6 +331,7 @@ class CheckTransport(httpx.AsyncBaseTransport):
                 return connection
             await self._close(connection)  # the server closed it, or it sat idle too long
             idle = self.idle.get(key)
+        await self._sweep()
         while self.open >= self.limit and self.idle:
             oldest = next(iter(self.idle))  # the least recently used origin
             connections = self.idle[oldest]
@@ -337,6 +343,20 @@ class CheckTransport(httpx.AsyncBaseTransport):
         self.open += 1
         return httpcore.AsyncHTTP11Connection(origin=request.url.origin, stream=stream,
                                               keepalive_expiry=self.keepalive_expiry)
+
+    async def _sweep(self) -> None:
+        """Close idle connections the server closed or that outlived keepalive_expiry (run
+        before opening a connection, which is rare once a round's connections exist)."""
+        dead = []
+        for key in list(self.idle):
+            alive = [c for c in self.idle[key] if c.is_idle() and not c.has_expired()]
+            dead += [c for c in self.idle[key] if c not in alive]
+            if alive:
+                self.idle[key] = alive
+            else:
+                del self.idle[key]
+        for connection in dead:
+            await self._close(connection)
 
     async def _connect(self, key: _Key, request: httpcore.Request) -> httpcore.AsyncNetworkStream:
         origin = request.url.origin
