@@ -8,7 +8,8 @@ Prisma does not know about and will not trip over.
 from __future__ import annotations
 
 from dataclasses import dataclass, field as dc_field, fields
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .ddl import Statement
@@ -39,6 +40,12 @@ class Finding:
 
     def to_json(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "statements"}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "Finding":
+        """The finding `to_json` wrote (a stored observation's detail, `check --format json`),
+        without its statements: enough for the next step (`checks.operations.next_step`)."""
+        return cls(**{f.name: data.get(f.name) for f in fields(cls) if f.name != "statements"})
 
     @property
     def sort_key(self) -> tuple[int, str, str, str, str]:
@@ -72,3 +79,9 @@ class DriftReport:
             "summary": self.summary,
             "findings": [f.to_json() for f in self.findings],
         }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "DriftReport":
+        """The report `to_json` wrote, rebuilt from its findings (the summary follows from them),
+        so what was stored can be judged by the same pure functions as a fresh check."""
+        return cls(tuple(Finding.from_json(f) for f in data.get("findings") or () if isinstance(f, Mapping)))

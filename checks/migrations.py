@@ -52,7 +52,7 @@ from functools import cache
 from hashlib import sha256
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
 from .db import connect, redact, scrub, split_prisma_url
 from .errors import (
@@ -779,12 +779,63 @@ class MigrationSummary:
                   if state != "applied"]
         return lines
 
-    def to_json(self) -> dict[str, Any]:
-        """The `migrations` object of `check --format json`."""
+    def to_json(self, *, full: bool = False) -> dict[str, Any]:
+        """The `migrations` object of `check --format json`; `full` adds what the next step
+        judges besides the states (`local`, `existing`, `empty`, `created_tables`), so a stored
+        summary can be judged again (`from_json`)."""
         if self.error is not None:
             return {"directory": self.directory, "error": self.error}
-        return {"directory": self.directory, "managed": self.managed, "up_to_date": self.up_to_date,
-                "by_state": {state: list(names) for state, names in self.by_state.items()}}
+        out: dict[str, Any] = {"directory": self.directory, "managed": self.managed, "up_to_date": self.up_to_date,
+                               "by_state": {state: list(names) for state, names in self.by_state.items()}}
+        if full:
+            out.update(local=list(self.local), existing={n: list(objs) for n, objs in self.existing.items()},
+                       empty=self.empty,
+                       created_tables=None if self.created_tables is None else sorted(self.created_tables))
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "MigrationSummary":
+        """The summary `to_json(full=True)` wrote, or the migrations check's `detail` (the
+        poller's result as the history store keeps it: one name list per state instead of
+        `by_state`), rebuilt so the next step can be judged from what was stored. A key that
+        is absent is left at its default, `managed` at True (an older observation, stored
+        before these keys were, judges with less but not as an unmanaged database)."""
+        directory = str(data.get("directory") or "")
+        if data.get("error"):
+            return cls(directory, error=str(data["error"]))
+
+        def names(value: Any) -> tuple[str, ...]:
+            items = value if isinstance(value, (list, tuple)) else ()
+            return tuple(str(v.get("name") if isinstance(v, Mapping) else v) for v in items)
+
+        raw = data.get("by_state")
+        by_state = ({s: names(raw.get(s)) for s in SUMMARY_STATES} if isinstance(raw, Mapping)
+                    else {s: names(data.get(s)) for s in SUMMARY_STATES})
+        local = names(data.get("local"))
+        if not by_state.get("applied") and local:  # the detail counts the applied ones; the folder names them
+            others = {n for s, ns in by_state.items() if s != "applied" for n in ns}
+            by_state["applied"] = tuple(n for n in local if n not in others)
+        existing = data.get("existing")
+        created = data.get("created_tables")
+        managed = data.get("managed")
+        # An older record without `managed` came from a history that was read: judge it managed.
+        return cls(directory, managed=managed if isinstance(managed, bool) else True, up_to_date=bool(data.get("up_to_date")),
+                   by_state={s: ns for s, ns in by_state.items() if ns}, local=local,
+                   existing={str(n): names(objs) for n, objs in existing.items()} if isinstance(existing, Mapping)
+                   else {},
+                   empty=data.get("empty") if isinstance(data.get("empty"), bool) else None,
+                   created_tables=frozenset(names(created)) if isinstance(created, (list, tuple)) else None)
+
+
+def tables_created(folder: MigrationsDir) -> frozenset[str]:
+    """Every table some migration.sql of `folder` creates (or renames into), read by the SQL
+    lexer (comments, strings and dollar quotes are not statements). A missing table outside
+    this set is one no migration creates: the schema changed without `prisma migrate dev`,
+    and no deploy can fix it (`MigrationSummary.created_tables`, judged by the next step)."""
+    from .sqltext import created_objects
+
+    return frozenset(name for m in folder.migrations
+                     for kind, name in created_objects(m.script, if_not_exists=True) if kind == "table")
 
 
 def summarize(url: str, migrations_dir: str | os.PathLike[str], st: MigrationStatus | None = None
@@ -793,16 +844,13 @@ def summarize(url: str, migrations_dir: str | os.PathLike[str], st: MigrationSta
     migration its cause. Never raises for a DriftwatchError (a check must not fail because
     the history cannot be read): the summary carries the error instead. `st`: a status
     already read for the same database and folder."""
-    from .sqltext import created_objects
-
     try:
         st = st if st is not None else status(url, migrations_dir)
         folder = read_migrations_dir(migrations_dir)
         waiting = [m for m in folder.migrations if (s := st.get(m.name)) is not None
                    and s.state in ("pending", "rolled_back")]
         existing, empty = _already_there(url, waiting)
-        created = frozenset(name for m in folder.migrations
-                            for kind, name in created_objects(m.script, if_not_exists=True) if kind == "table")
+        created = tables_created(folder)
     except DriftwatchError as exc:
         return MigrationSummary(str(migrations_dir), error=str(exc))
     return MigrationSummary(

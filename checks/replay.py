@@ -3,8 +3,8 @@
     migrate_diff(migrations_dir, schema_path, *, shadow_url=None, on_progress=None) -> MigrateDiffResult
     scratch_database(shadow_url=None, extensions=()) -> context manager yielding (url, label)
     required_extensions(folder) -> [(migration, extension)]
-    unexplained(findings, replay_findings) -> [Finding]      advice(result) -> [str]
-    tables_no_migration_creates(tables, folder) -> [str]     check_advice(findings, folder) -> [str]
+    unexplained(findings, replay_findings) -> [Finding]
+    MigrateDiffResult.advice() -> NextSteps   (checks.operations.next_step.after_replay)
 
 The incident had two possible causes: a migration that exists but never ran, or a schema
 changed without a migration (then `migrate deploy` fixes nothing). Prisma answers the second
@@ -42,23 +42,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from .db import connect, redact, scrub, split_prisma_url
-from .errors import DatabaseError, DriftwatchError, MigrationFailed, UsageError
+from .errors import DatabaseError, MigrationFailed, UsageError
 
 if TYPE_CHECKING:
     import psycopg
 
     from .findings import DriftReport, Finding
     from .migrations import MigrationsDir
+    from .operations.next_step import NextSteps
 
 __all__ = [
     "MigrateDiffResult",
     "ReplayFailure",
-    "advice",
-    "check_advice",
     "migrate_diff",
     "required_extensions",
     "scratch_database",
-    "tables_no_migration_creates",
     "unexplained",
 ]
 
@@ -105,8 +103,16 @@ class MigrateDiffResult:
             payload["in_sync"] = False
         payload["replayed"] = self.replayed
         payload["failed"] = self.failed.to_json() if self.failed else None
-        payload["next_steps"] = advice(self)
+        payload["next_steps"] = self.advice().texts()
         return payload
+
+    def advice(self) -> "NextSteps":
+        """What to do next, from the one module that says it for every command (a difference
+        the folder still has after the replay is one no migration makes, as `check` says it)."""
+        from .operations.next_step import after_replay
+
+        failed = (self.failed.name, self.failed.error) if self.failed is not None else None
+        return after_replay(self.report, failed)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -416,7 +422,7 @@ def _first(exc: BaseException) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# What to do next (pure functions of findings)
+# Live findings the folder does not explain (what to do next: MigrateDiffResult.advice)
 
 
 def _key(f: "Finding") -> tuple[str, str, str | None, str | None, str | None]:
@@ -433,76 +439,3 @@ def unexplained(findings: Iterable["Finding"], replay_findings: Iterable["Findin
     return [f for f in findings if _key(f) in keys]
 
 
-_WHAT = {
-    "missing_table": "creates table {table}",
-    "missing_column": "adds column {table}.{column}",
-    "missing_enum": "creates enum {name}",
-    "missing_enum_value": "adds value {expected} to enum {name}",
-    "missing_index": "creates index {name}",
-    "missing_unique": "creates unique index {name}",
-    "missing_foreign_key": "creates foreign key {name}",
-    "missing_schema": "creates schema {schema}",
-}
-
-
-def advice(result: MigrateDiffResult) -> list[str]:
-    """The next steps after a `migrate diff`, one line each (a pure function of the result)."""
-    if result.failed is not None:
-        return [f"migration {result.failed.name} fails on an empty database ({result.failed.error}): "
-                f"`prisma migrate deploy` would stop there too; fix the migration before deploying"]
-    if result.report.in_sync():
-        return []
-    return _no_migration_lines(result.report.findings)
-
-
-def _no_migration_lines(findings: Iterable["Finding"]) -> list[str]:
-    findings = [f for f in findings if f.severity != "info"]
-    new_tables = {(f.schema, f.table) for f in findings if f.kind == "missing_table"}
-    lines: list[str] = []
-    other = 0
-    for f in findings:
-        if f.kind != "missing_table" and (f.schema, f.table) in new_tables:
-            continue  # the table's own indexes and keys come with it
-        template = _WHAT.get(f.kind)
-        if template is None:
-            other += 1
-            continue
-        lines.append("no migration " + template.format(table=f.table, column=f.column, name=f.name,
-                                                       schema=f.schema, expected=f.expected)
-                     + ": create one with `prisma migrate dev`")
-    if other:
-        lines.append(f"{other} other difference(s) between the schema and what the migrations build: "
-                     f"create a migration with `prisma migrate dev`")
-    return lines
-
-
-def tables_no_migration_creates(tables: Iterable[str], folder: "MigrationsDir") -> list[str]:
-    """Of `tables`, those no migration.sql creates (or renames into), read from the scripts' text.
-
-    Cheap enough for every `check`: when a table is missing and nothing pending creates it,
-    deploying cannot help — the schema changed without a migration.
-    """
-    scripts = _without_comments("\n".join(m.script for m in folder.migrations))
-    missing = []
-    for table in tables:
-        name = re.escape(table)
-        pattern = (rf'(?:CREATE\s+TABLE\s+(?:IF\s+NOT\s+EXISTS\s+)?(?:"?[\w$]+"?\s*\.\s*)?|RENAME\s+TO\s+)'
-                   rf'(?:"{name}"|{name}\b)')
-        if not re.search(pattern, scripts, re.IGNORECASE):
-            missing.append(table)
-    return missing
-
-
-def check_advice(findings: Iterable["Finding"], folder_path: str | os.PathLike[str]) -> list[str]:
-    """For `check`: "no migration creates table X" for each missing table no migration creates."""
-    from .migrations import read_migrations_dir
-
-    tables = sorted({f.table for f in findings if f.kind == "missing_table" and f.table})
-    if not tables:
-        return []
-    try:
-        folder = read_migrations_dir(folder_path)
-    except DriftwatchError:
-        return []
-    return [f"no migration creates table {t}: create one with `prisma migrate dev`"
-            for t in tables_no_migration_creates(tables, folder)]

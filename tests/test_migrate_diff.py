@@ -12,14 +12,9 @@ import pytest
 from checks.cli import run
 from checks.localpg import find_pg_ctl
 from checks.migrations import read_migrations_dir
-from checks.replay import (
-    advice,
-    check_advice,
-    migrate_diff,
-    required_extensions,
-    tables_no_migration_creates,
-    unexplained,
-)
+from checks.migrations import tables_created
+from checks.operations.next_step import next_steps
+from checks.replay import migrate_diff, required_extensions, unexplained
 from tests.conftest import SAMPLE_MIGRATIONS, SAMPLE_SCHEMA
 
 NOTES_SCHEMA = """
@@ -193,7 +188,7 @@ def test_a_failing_migration_is_reported_with_its_name_and_postgresqls_error(tmp
     assert result.failed is not None and result.failed.name == "20250101000001_step1"
     assert result.failed.sqlstate == "42P01" and '"Nope"' in result.failed.error
     assert result.exit_code() == 1
-    assert advice(result)[0].startswith("migration 20250101000001_step1 fails on an empty database")
+    assert result.advice().texts()[0].startswith("migration 20250101000001_step1 fails on an empty database")
 
 
 def test_a_shadow_database_that_is_not_empty_is_refused_and_left_alone(tmp_path, make_db):
@@ -248,12 +243,13 @@ def test_required_extensions_reads_statements_not_comments(tmp_path):
     assert required_extensions(folder) == [("20250101000000_step0", "pg_trgm"), ("20250101000001_step1", "citext")]
 
 
-def test_tables_no_migration_creates_reads_create_and_rename(tmp_path):
+def test_tables_created_reads_create_and_rename(tmp_path):
     folder = read_migrations_dir(write_migrations(
         tmp_path,
         'CREATE TABLE "users" (id int);\n-- CREATE TABLE "ghost" (id int);\n',
         'CREATE TABLE IF NOT EXISTS app."teams" (id int);\nALTER TABLE "old" RENAME TO "projects";\n'))
-    assert tables_no_migration_creates(["users", "teams", "projects", "ghost", "user"], folder) == ["ghost", "user"]
+    created = tables_created(folder)
+    assert [t for t in ["users", "teams", "projects", "ghost", "user"] if t not in created] == ["ghost", "user"]
 
 
 def test_unexplained_keeps_the_live_findings_the_replay_has_too(tmp_path, empty_db):
@@ -268,13 +264,34 @@ def test_unexplained_keeps_the_live_findings_the_replay_has_too(tmp_path, empty_
     assert [f.kind for f in unexplained(live.findings, replay.report.findings)] == ["missing_index"]
 
 
-def test_check_advice_names_missing_tables_no_migration_creates(tmp_path):
-    from checks.findings import Finding
+def test_the_next_step_names_missing_tables_no_migration_creates(tmp_path):
+    from checks.findings import DriftReport, Finding
+    from checks.migrations import MigrationSummary
 
     folder = write_migrations(tmp_path, NOTES_INIT)
-    missing = [Finding("missing_table", "critical", "public", t, None, None, None, None, t, None, "", None)
-               for t in ("Note", "Tag")]
-    assert check_advice(missing, folder) == ["no migration creates table Tag: create one with `prisma migrate dev`"]
+    missing = DriftReport(tuple(Finding("missing_table", "critical", "public", t, None, None, None, None, t, None, "",
+                                        None) for t in ("Note", "Tag")))
+    history = MigrationSummary(str(folder), managed=True, up_to_date=True,
+                               by_state={"applied": ("20250101000000_step0",)},
+                               created_tables=tables_created(read_migrations_dir(folder)))
+    assert next_steps(missing, history).texts() == [
+        "no migration creates table Tag: create one with `prisma migrate dev`"]
+
+
+def test_migrate_diff_and_check_say_a_missing_table_no_migration_creates_in_the_same_words(tmp_path, empty_db):
+    folder = write_migrations(tmp_path, NOTES_INIT)
+    schema = write_schema(tmp_path, NOTES_SCHEMA + '\nmodel Tag {\n  id Int @id\n}\n')
+    replay = migrate_diff(folder, schema, shadow_url=empty_db)
+    from checks.findings import DriftReport
+    from checks.migrations import MigrationSummary
+
+    tag_missing = DriftReport(tuple(f for f in replay.report.findings if f.table == "Tag"))
+    history = MigrationSummary(str(folder), managed=True, up_to_date=True,
+                               by_state={"applied": ("20250101000000_step0",)},
+                               created_tables=tables_created(read_migrations_dir(folder)))
+    said = "no migration creates table Tag: create one with `prisma migrate dev`"
+    assert said in replay.advice().texts() and said in replay.to_json()["next_steps"]
+    assert next_steps(tag_missing, history).texts() == [said]
 
 
 def test_check_says_no_migration_creates_the_missing_table_only_when_none_does(tmp_path, incident_db):

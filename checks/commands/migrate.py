@@ -371,7 +371,7 @@ def _warn(warnings: list[str], err: TextIO) -> None:
 def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     import json
 
-    from checks.replay import advice, migrate_diff
+    from checks.replay import migrate_diff
 
     progress = None
     if hasattr(err, "isatty") and err.isatty():  # a long history takes a while: say where it is
@@ -402,7 +402,7 @@ def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
                       f"The comparison below is of the {result.replayed} migration(s) before it.\n")
         out.write("\n" + render_text(result.report, target=f"migrations {result.directory} vs {args.schema}",
                                      strict=args.strict, show_fix=not args.no_fix))
-        steps = advice(result)
+        steps = result.advice().texts()
         if steps:
             out.write("\nNext steps:\n" + "".join(f"  - {s}\n" for s in steps))
     if result.failed is not None:

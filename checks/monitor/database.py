@@ -250,6 +250,8 @@ def _migrations(url: str, folder: Path | None, origin: dict[str, Any],
         if state != "applied":
             detail[state] = summary.names(state)
     detail["applied_count"] = len(summary.names("applied"))
+    full = summary.to_json(full=True)  # the rest of the summary, so a stored result can be judged again
+    detail.update({key: full[key] for key in ("local", "existing", "empty", "created_tables")})
     if not summary.managed:
         return result("warning", "the database has no _prisma_migrations table: Prisma Migrate never ran here "
                                  "(baseline it with driftwatch migrate resolve --applied)")

@@ -31,17 +31,21 @@ The states (`NextSteps.state`), in the order they are decided:
                          recorded as a migration when there is a folder; a missing table no
                          migration creates says "create one with `prisma migrate dev`" first
     in_sync              nothing to do
+
+`after_replay(drift, failed)` gives the advice of `migrate diff` (states replay_failed,
+no_migration, in_sync) from the same steps: a difference the replayed folder still has is
+one no migration makes, said exactly as `next_steps` says it of a live database.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterable
 
 if TYPE_CHECKING:
-    from checks.findings import DriftReport
+    from checks.findings import DriftReport, Finding
     from checks.migrations import MigrationSummary
 
-__all__ = ["NextSteps", "Step", "next_steps"]
+__all__ = ["NextSteps", "Step", "after_replay", "next_steps", "no_migration_makes"]
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ class Step:
     say: str
     command: str | None = None
     action: str | None = None  # deploy, resolve_applied, resolve_rolled_back, fix, fix_apply, check, inspect,
-    #                            create_migration
+    #                            create_migration, fix_migration
     migration: str | None = None
 
     @property
@@ -101,7 +105,8 @@ class NextSteps:
 
 
 def _m(history: "MigrationSummary") -> str:
-    return f" --migrations {history.directory}"
+    # A summary rebuilt from a record that did not keep its folder: the commands' default folder.
+    return f" --migrations {history.directory}" if history.directory else ""
 
 
 def _s(schema: str | None) -> str:
@@ -248,13 +253,74 @@ def _pending(drift: "DriftReport | None", in_sync: bool | None, waiting: list[st
 
 
 def _no_migration_creates(drift: "DriftReport | None", history: "MigrationSummary") -> tuple[Step, ...]:
-    """Missing tables no migration.sql creates: the schema changed without a migration."""
+    """Missing tables no migration.sql creates: the schema changed without a migration.
+
+    All a live check can tell without replaying the folder (`migrate diff` can tell more)."""
     if drift is None or history.created_tables is None:
         return ()
-    missing = sorted({f.table for f in drift.findings if f.kind == "missing_table" and f.table
-                      and f.severity != "info"} - history.created_tables)
-    return tuple(Step(f"no migration creates table {t}: create one with `prisma migrate dev`", None,
-                      "create_migration") for t in missing)
+    created = history.created_tables
+    return no_migration_makes(sorted((f for f in drift.findings if f.kind == "missing_table" and f.table
+                                      and f.table not in created), key=lambda f: f.table or ""))
+
+
+# What a migration would have to do to explain a finding, by finding kind.
+_WHAT = {
+    "missing_table": "creates table {table}",
+    "missing_column": "adds column {table}.{column}",
+    "missing_enum": "creates enum {name}",
+    "missing_enum_value": "adds value {expected} to enum {name}",
+    "missing_index": "creates index {name}",
+    "missing_unique": "creates unique index {name}",
+    "missing_foreign_key": "creates foreign key {name}",
+    "missing_schema": "creates schema {schema}",
+}
+
+
+def no_migration_makes(findings: "Iterable[Finding]") -> tuple[Step, ...]:
+    """One step per difference no migration makes ("no migration creates table X: create one
+    with `prisma migrate dev`"), given findings already known to be made by no migration: a
+    live check's missing tables no script creates (above), or everything a replay of the
+    folder still lacks (`after_replay`). A missing table's own indexes and keys come with it;
+    kinds without a phrase are counted in one closing step. Informational findings never count."""
+    kept = [f for f in findings if f.severity != "info"]
+    new_tables = {(f.schema, f.table) for f in kept if f.kind == "missing_table"}
+    steps: list[Step] = []
+    seen: set[str] = set()
+    other = 0
+    for f in kept:
+        if f.kind != "missing_table" and (f.schema, f.table) in new_tables:
+            continue
+        template = _WHAT.get(f.kind)
+        if template is None:
+            other += 1
+            continue
+        say = ("no migration " + template.format(table=f.table, column=f.column, name=f.name, schema=f.schema,
+                                                 expected=f.expected) + ": create one with `prisma migrate dev`")
+        if say not in seen:
+            seen.add(say)
+            steps.append(Step(say, None, "create_migration"))
+    if other:
+        steps.append(Step(f"{other} other difference(s) between the schema and what the migrations build: "
+                          f"create a migration with `prisma migrate dev`", None, "create_migration"))
+    return tuple(steps)
+
+
+def after_replay(drift: "DriftReport", failed: tuple[str, str] | None = None) -> NextSteps:
+    """What to do after `migrate diff`: `drift` compares what the folder builds on an empty
+    database with the schema, `failed` the (migration, PostgreSQL's error) that stopped the
+    replay. Whatever the replay still lacks, no migration makes: the same steps `next_steps`
+    gives for a missing table no script creates."""
+    if failed is not None:
+        name, error = failed
+        return NextSteps("replay_failed", f"Migration {name} fails on an empty database.",
+                         (Step(f"migration {name} fails on an empty database ({error}): `prisma migrate deploy` "
+                               f"would stop there too; fix the migration before deploying", None, "fix_migration",
+                               name),))
+    if drift.in_sync():
+        return NextSteps("in_sync", "The migrations folder builds the schema.")
+    return NextSteps("no_migration", "The migrations folder does not build the schema: the schema changed "
+                                     "without a migration, which no deploy can fix.",
+                     no_migration_makes(drift.findings))
 
 
 def _disagree(edited: list[str], missing: list[str], in_sync: bool | None, history: "MigrationSummary",

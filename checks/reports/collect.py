@@ -407,7 +407,7 @@ def _deployments(conn: Connection, ids: list[int], since: datetime, end: datetim
     return listed, before
 
 
-_DRIFT_KEYS = ("schema_commit", "summary", "findings", "schema_source", "fallback_reason")
+_DRIFT_KEYS = ("schema_commit", "summary", "findings", "schema_source", "fallback_reason", "schema")
 
 
 def _drift(conn: Connection, ids: list[int], since: datetime, end: datetime) -> list[DriftPoint]:
@@ -426,7 +426,7 @@ def _drift(conn: Connection, ids: list[int], since: datetime, end: datetime) -> 
             state=row.state, summary={k: int(summary.get(k) or 0) for k in ("critical", "warning", "info")},
             findings=tuple(f for f in findings or [] if isinstance(f, dict)) if isinstance(findings, list) else (),
             schema_commit=row.m_schema_commit, schema_source=row.m_schema_source,
-            fallback_reason=row.m_fallback_reason, reason=row.reason))
+            fallback_reason=row.m_fallback_reason, reason=row.reason, schema=row.m_schema))
     return points
 
 
@@ -436,14 +436,17 @@ def _names(value: Any) -> tuple[str, ...]:
     return tuple(str(v.get("name") if isinstance(v, dict) else v) for v in value)
 
 
-_MIGRATION_KEYS = ("pending", "failed", "rolled_back", "edited", "missing_locally", "by_state")
+_MIGRATION_KEYS = ("pending", "failed", "rolled_back", "edited", "missing_locally", "by_state",
+                   # the rest of the summary, so the report judges the next step as the CLI does
+                   "existing", "managed", "up_to_date", "directory", "local", "empty", "created_tables")
 
 
 def _migrations(conn: Connection, ids: list[int], since: datetime, end: datetime) -> list[MigrationsPoint]:
     points: list[MigrationsPoint] = []
     last: tuple[Any, ...] | None = None
     for row in _stream(conn, ids, since, end, _MIGRATION_KEYS, _MIGRATION_KEYS[:5]):
-        key = (row.state, row.m_pending, row.m_failed, row.m_rolled_back, row.m_edited, row.m_missing_locally)
+        key = (row.state, row.m_pending, row.m_failed, row.m_rolled_back, row.m_edited, row.m_missing_locally,
+               row.m_existing, row.m_managed)  # a pending migration whose objects now exist changes the advice
         if key == last:
             continue
         last = key
@@ -455,6 +458,15 @@ def _migrations(conn: Connection, ids: list[int], since: datetime, end: datetime
             names = _names(_loads(getattr(row, f"m_{other}")))
             if names:
                 detail[other] = list(names)
+        for flag in ("managed", "up_to_date", "empty"):
+            if _flag(getattr(row, f"m_{flag}")) is not None:
+                detail[flag] = _flag(getattr(row, f"m_{flag}"))
+        if row.m_directory is not None:
+            detail["directory"] = str(row.m_directory)
+        for member in ("existing", "local", "created_tables"):
+            value = _loads(getattr(row, f"m_{member}"))
+            if isinstance(value, (dict, list)):
+                detail[member] = value
         points.append(MigrationsPoint(max(_utc(row.observed_at), since), row.state,  # type: ignore[type-var]
                                       _names(_loads(row.m_pending)), _names(_loads(row.m_failed)), detail))
     return points

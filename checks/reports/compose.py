@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .facts import ActionInfo, Deployment, DriftPoint, Facts, FlipInfo, MigrationsPoint
 from .model import Report, TimelineEntry, iso
+
+if TYPE_CHECKING:
+    from ..operations.next_step import NextSteps
 
 BAD = ("failing",)
 # An audit row left `started` (the process died) or `interrupted` (Ctrl-C): its effect is unknown.
@@ -284,8 +287,10 @@ def compose(facts: Facts) -> Report:
     impact = _impact(facts, clock, eps)
     detection = _detection(facts, clock, eps, drift_first, actions, first_bad)
     resolution = _resolution(facts, clock, actions, still, drift_last, mig_last, status)
+    advice = next_step_at_end(drift_last, mig_last)
+    resolution["next_step"] = advice.to_json() if advice is not None else None
     timeline = _timeline(facts, clock)
-    items = _action_items(facts, eps, trigger, drift_first, mig_first, mig_last, resolution, detection, still)
+    items = _action_items(facts, eps, trigger, drift_first, mig_first, advice, resolution, detection, still)
     evidence = _evidence(facts, eps, drift_first, drift_last, actions)
     title = _title(facts, status, eps, trigger, drift_first)
     summary = _summary(facts, clock, status, eps, root, resolution, still)
@@ -695,14 +700,57 @@ def _timeline(facts: Facts, clock: Clock) -> list[TimelineEntry]:
     return entries
 
 
+def next_step_at_end(drift: DriftPoint | None, migrations: MigrationsPoint | None) -> "NextSteps | None":
+    """What to do next about the database as the window ends: `next_steps` itself, judged from
+    the stored drift and migration results (rebuilt by `DriftReport.from_json` and
+    `MigrationSummary.from_json`), so the report names the step and command `check`,
+    `migrate status`, the poller and the dashboard name for the same state. None when
+    neither check left a usable result."""
+    from ..findings import DriftReport
+    from ..migrations import MigrationSummary
+    from ..operations.next_step import next_steps
+
+    report = None
+    if drift is not None and drift.state not in ("error", "unknown"):
+        report = DriftReport.from_json({"findings": list(drift.findings)})
+    history = None
+    if migrations is not None and migrations.detail is not None and migrations.state != "unknown":
+        detail = migrations.detail
+        if migrations.state == "error":
+            history = MigrationSummary.from_json({"directory": detail.get("directory"),
+                                                  "error": detail.get("reason") or "the history could not be read"})
+        else:
+            history = MigrationSummary.from_json({**detail, "pending": list(migrations.pending),
+                                                  "failed": list(migrations.failed)})
+    if report is None and history is None:
+        return None
+    return next_steps(report, history, schema=drift.schema if drift is not None else None)
+
+
+def _next_step_item(advice: "NextSteps", still: list[Episode]) -> dict[str, Any]:
+    """The next step as an action item: the headline, the first step and its exact command."""
+    first = advice.first
+    assert first is not None
+    text = f"{advice.headline} Next: {first.say}" + (f": `{first.command}`" if first.command else "")
+    if advice.warning:
+        text += f" (warning: {advice.warning})"
+    why = ("the window ends with these checks failing: " + "; ".join(check_label(e.kind, e.name) for e in still)
+           if still else "the database's state as the window ends")
+    return {"text": text, "why": why, "priority": "now", "command": first.command, "state": advice.state}
+
+
 def _action_items(facts: Facts, eps: list[Episode], trigger: Deployment | None, drift_first: DriftPoint | None,
-                  mig_first: MigrationsPoint | None, mig_last: MigrationsPoint | None,
+                  mig_first: MigrationsPoint | None, advice: "NextSteps | None",
                   resolution: dict[str, Any], detection: dict[str, Any], still: list[Episode]) -> list[dict[str, Any]]:
+    """What to do now (the next step, from `next_steps`, when the database needs one), then
+    the postmortem's items: what would have prevented the incident or found it sooner."""
     items: list[dict[str, Any]] = []
     if not eps and drift_first is None:
         return items
     pending = list(mig_first.pending) if mig_first else []
-    if still:
+    if advice is not None and advice.first is not None:
+        items.append(_next_step_item(advice, still))
+    elif still:
         items.append({"text": "Fix what is still failing: " + "; ".join(check_label(e.kind, e.name) for e in still),
                       "why": "the window ends with these checks failing", "priority": "now"})
     if pending and trigger is not None and trigger.migrates_on_deploy is not True:
@@ -730,11 +778,6 @@ def _action_items(facts: Facts, eps: list[Episode], trigger: Deployment | None, 
             items.append({"text": f"Retire or complete `{step['command']}`: it left {len(step['drift_after']['remaining'])} "
                                   "finding(s) behind; prefer `driftwatch fix` or `migrate deploy`, which re-check",
                           "why": f"partial fix at {step['at']}", "priority": "medium"})
-    if mig_last is not None and mig_last.pending and not still and drift_first is not None:
-        items.append({"text": f"Mark {_and(list(mig_last.pending))} as applied "
-                              f"(`driftwatch migrate resolve --applied {mig_last.pending[0]}`) once the schema matches",
-                      "why": "the database is in sync but the migration history still lists it as pending",
-                      "priority": "medium"})
     to_act = detection.get("time_to_first_action_s")
     if to_act is not None and to_act > 15 * 60:
         items.append({"text": "Page the on-call engineer when the drift or smoke check turns failing",

@@ -82,6 +82,7 @@ class DriftPoint:
     schema_source: str | None = None
     fallback_reason: str | None = None
     reason: str | None = None
+    schema: str | None = None  # the schema's path (in the repository), for the next step's commands
 
     @property
     def drifting(self) -> bool:
