@@ -279,7 +279,7 @@ class CheckTransport(httpx.AsyncBaseTransport):
         self.contexts: dict[bool, ssl.SSLContext] = {}
         # idle connections by (verified, origin), oldest first; dict order = least recently used origin first
         self.idle: dict[_Key, list[httpcore.AsyncHTTP11Connection]] = {}
-        self.open = 0  # connections open, idle or busy
+        self.open = 0  # connections open or opening, idle or busy
         self.closed = False
 
     def _context(self, verified: bool) -> ssl.SSLContext:
@@ -339,8 +339,12 @@ class CheckTransport(httpx.AsyncBaseTransport):
             if not connections:
                 del self.idle[oldest]
             await self._close(connection)
-        stream = await self._connect(key, request)
-        self.open += 1
+        self.open += 1  # counted while connecting, so a request arriving meanwhile sees it
+        try:
+            stream = await self._connect(key, request)
+        except BaseException:
+            self.open -= 1
+            raise
         return _Connection(origin=request.url.origin, stream=stream, keepalive_expiry=self.keepalive_expiry)
 
     async def _sweep(self) -> None:
