@@ -1,14 +1,20 @@
-# Driftwatch dashboard. Build: docker build -t driftwatch .
-# Run:  docker run -p 8501:8501 -e DATABASE_URL=postgresql://… -e DRIFTWATCH_SCHEMA=/schema/schema.prisma \
-#         -v "$PWD/prisma:/schema:ro" driftwatch
-# Without DATABASE_URL it starts the embedded demo database (the pgserver wheel) inside the container.
+# Driftwatch: the dashboard (default) or a poller, from one image.
+#   docker build -t driftwatch .
+#   docker run -p 8501:8501 \
+#     -v "$PWD/driftwatch.toml:/config/driftwatch.toml:ro" \
+#     -v "$PWD/.streamlit/secrets.toml:/app/.streamlit/secrets.toml:ro" \
+#     -e DRIFTWATCH_CONFIG=/config/driftwatch.toml driftwatch
+#   docker run … driftwatch python -m checks poll --config /config/driftwatch.toml   # a poller
+# No configuration and no secret is baked into the image: mount them. Without DRIFTWATCH_CONFIG
+# and DATABASE_URL the dashboard shows the embedded demo database (the pgserver wheel).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
-    PYTHONPATH=/app
+    PYTHONPATH=/app \
+    DRIFTWATCH_STATE_DIR=/data
 
 WORKDIR /app
 
@@ -18,8 +24,8 @@ RUN pip install -r requirements.txt
 
 # PostgreSQL (the demo's pgserver) refuses to run as root, and so should a dashboard.
 RUN useradd --create-home --uid 10001 driftwatch \
- && mkdir -p /app/.driftwatch \
- && chown driftwatch:driftwatch /app/.driftwatch
+ && mkdir -p /data /config \
+ && chown driftwatch:driftwatch /data
 
 COPY checks/ checks/
 COPY dashboard/ dashboard/
@@ -27,9 +33,11 @@ COPY examples/ examples/
 COPY .streamlit/config.toml .streamlit/config.toml
 
 USER driftwatch
+VOLUME ["/data"]
 EXPOSE 8501
 
-HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+# Slim images have no curl: Python's urllib probes Streamlit's own health endpoint.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8501/_stcore/health', timeout=4)"]
 
-CMD ["python", "-m", "streamlit", "run", "dashboard/app.py", "--server.address=0.0.0.0", "--server.port=8501"]
+CMD ["python", "-m", "checks", "dashboard", "--address", "0.0.0.0", "--port", "8501"]

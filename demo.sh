@@ -1,6 +1,12 @@
 #!/usr/bin/env bash
-# Start the dashboard on an embedded PostgreSQL (pgserver wheel) seeded with the sample
-# app in the incident's state. Open http://localhost:8501. Arguments go to tools/demo.py
-# (e.g. ./demo.sh --scenario healthy).
+# The incident, live: `driftwatch demo` — an embedded PostgreSQL where the migration that creates
+# avatar_projects never ran, the sample app's backend, a Coolify-compatible API, a git repository
+# of the app, and the dashboard. Arguments go to `driftwatch demo` (see ./demo.sh --help).
+for arg in "$@"; do
+  case "$arg" in
+    -h|--help)  # help needs only the standard library: nothing is installed or started
+      cd "$(dirname "$0")" && exec "${PYTHON:-python3}" tools/demo.py --help ;;
+  esac
+done
 source "$(dirname "$0")/tools/bootstrap.sh"
 exec python tools/demo.py "$@"

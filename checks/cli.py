@@ -81,7 +81,7 @@ def caller_from(args: argparse.Namespace) -> "Caller":
 
 # Command groups that live in their own modules (checks/commands/<group>.py), each with
 # `register(subparsers)`; their handlers import the heavy modules lazily.
-_COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit", "config", "poll", "report")
+_COMMAND_GROUPS = ("migrate", "fix", "runbook", "audit", "config", "poll", "report", "dashboard", "demo")
 
 
 def _command_registrars() -> list[Callable[[argparse._SubParsersAction], None]]:

@@ -262,3 +262,26 @@ def _insert_sample_data(conn: Connection, *, with_projects: bool) -> None:
             )
         execute('UPDATE "avatars" SET "projectId" = %s WHERE "userId" = %s', (_PROJECTS[0][0], _USERS[0][0]))
         execute('UPDATE "avatars" SET "projectId" = %s WHERE "userId" = %s', (_PROJECTS[1][0], _USERS[1][0]))
+
+
+def reset_demo(state_dir: Path, scenario: str = "incident") -> None:
+    """Bring the scenario's database back to its seeded state: drop it (closing its sessions);
+    the next `start_demo` seeds it again. The server keeps running for that next call."""
+    from psycopg import sql
+
+    if scenario not in SCENARIOS:
+        raise UsageError(f"unknown demo scenario {scenario!r}: expected {' or '.join(SCENARIOS)}")
+    datadir = Path(state_dir).resolve() / "demo-pg"
+    if not datadir.exists():
+        return  # nothing to reset: the first start seeds it
+    try:
+        server = start_pgserver(datadir)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise DatabaseError(f"could not start the demo PostgreSQL in {datadir}: {exc}") from None
+    with connect(server.url) as admin:
+        admin.execute("SELECT pg_advisory_lock(%s)", (_SEED_LOCK,))
+        try:
+            admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(SCENARIOS[scenario].database)))
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(%s)", (_SEED_LOCK,))

@@ -70,7 +70,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def open_page(browser, server: StreamlitServer):
     page = browser.new_page(viewport={"width": 1440, "height": 1000})
-    page.goto(server.url, wait_until="domcontentloaded")
+    page.goto(server.url + "drift", wait_until="domcontentloaded")  # the Schema drift page (the app opens on the Overview)
     settle(page, server)
     return page
 
@@ -138,7 +138,8 @@ def test_the_incident_page_shows_the_verdict_the_worst_table_first_and_the_fix(
 
     # Worst table first: the first finding and the first fix are about avatar_projects.
     # The grid's code loads lazily after the run ends: expect() waits for it, a count would not.
-    labels = page.locator('[data-testid="stExpander"] summary')
+    # The fixes' expanders (the first expander on the page is the next step's advice).
+    labels = page.locator('[data-testid="stExpander"] summary').filter(has_not_text="Next step")
     expect(labels.first).to_contain_text("critical")
     expect(labels.first).to_contain_text("avatar_projects")
     assert labels.count() >= 2
@@ -152,13 +153,14 @@ def test_the_incident_page_shows_the_verdict_the_worst_table_first_and_the_fix(
 
     # The fix SQL is one click away.
     labels.first.click()
-    code = page.locator('[data-testid="stExpander"]').first.locator("code")
+    fixes = page.locator('[data-testid="stExpander"]').filter(has_not_text="Next step")
+    code = fixes.first.locator("pre code")
     code.wait_for(state="visible")
     assert 'CREATE TABLE "avatar_projects"' in code.inner_text()
     # Every fix readable to its end: a foreign key cut off before ON DELETE misleads.
     for i in range(1, labels.count()):
         labels.nth(i).click()
-    page.locator('[data-testid="stExpander"] code').nth(labels.count() - 1).wait_for(state="visible")
+    fixes.nth(labels.count() - 1).locator("pre code").wait_for(state="visible")
     cut = page.evaluate("""() => [...document.querySelectorAll('[data-testid="stExpander"] pre')]
         .filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.innerText.slice(0, 80))""")
     assert not cut, cut

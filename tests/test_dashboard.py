@@ -24,10 +24,27 @@ def no_ambient_settings(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def fresh_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Cached environments and the monitor thread must not carry over from another test."""
+    import streamlit as st
+    from dashboard.monitor import Monitor
+
+    monkeypatch.chdir(tmp_path)  # no ./driftwatch.toml
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield
+    for m in Monitor.instances:
+        m.stop()
+    Monitor.instances.clear()
+
+
 def run_app(**secrets: str) -> AppTest:
+    """The Schema drift page (the app opens on the Overview)."""
     at = AppTest.from_file(APP, default_timeout=60)
     at.secrets.update(secrets)  # non-empty: replaces any .streamlit/secrets.toml for this run
-    return at.run()
+    at.run()
+    return at.switch_page("app_pages/drift.py").run()
 
 
 def page_text(at: AppTest) -> str:
@@ -74,7 +91,7 @@ def test_re_check_asks_the_database_again_instead_of_the_cached_result(incident_
         conn.execute(pending.read_text())
     at.run()  # a plain rerun: the cached result, still drift
     assert not at.exception and at.error and at.error[0].value.startswith("Drift: ")
-    at.button[0].click().run()  # Re-check: forget() drops the cache, the database is asked again
+    next(b for b in at.button if b.label == "Re-check").click().run()  # forget(): the database is asked again
     assert not at.exception
     assert not at.error
     assert at.success[0].value.startswith("In sync")
@@ -129,3 +146,15 @@ def test_the_healthy_demo_wins_over_database_url_and_is_in_sync(demo_state):
     assert not at.exception
     assert "Demo database: the sample app with every migration applied" in at.info[0].value
     assert at.success[0].value.startswith("In sync")
+
+
+def test_findings_can_be_filtered_and_show_expected_and_actual(incident_db):
+    at = run_app(DATABASE_URL=incident_db, DRIFTWATCH_SCHEMA=SCHEMA)
+    table = at.dataframe[0].value
+    assert {"expected", "actual"} <= set(table.columns)
+    at.text_input(key="drift_filter").input("avatars").run()
+    assert not at.exception
+    assert set(at.dataframe[0].value["table"]) == {"avatars"}
+    at.text_input(key="drift_filter").input("").run()
+    at.pills(key="drift_severity").set_value(["warning"]).run()
+    assert set(at.dataframe[0].value["severity"]) == {"warning"}

@@ -8,7 +8,7 @@ import streamlit as st
 
 from checks.errors import DriftwatchError
 from checks.findings import CRITICAL, INFO, WARNING
-from dashboard import data
+from dashboard import data, environments, operations, ui
 
 HINT = ("Check DATABASE_URL and DRIFTWATCH_SCHEMA in .streamlit/secrets.toml or the environment; "
         "unset DATABASE_URL to use the embedded demo database.")
@@ -21,19 +21,23 @@ SEVERITY_STYLE = {
 
 st.title("Schema drift")
 
-try:
-    target = data.target()
-except DriftwatchError as exc:
-    st.error(data.one_line(exc))
+env = environments.current()
+if env.error or not env.database_url or not env.schema:
+    st.error(env.error or f"environment {env.name}: no database_url or schema configured")
     st.caption(HINT)
     st.stop()
+schema_path, _ = operations.schema_paths(env)  # the deployed commit's schema when read from git
+target = data.Target(env.database_url, schema_path, demo=env.demo)
+deployed = next((s.result for s in ui.monitor().latest(env.name) if s.result.kind == "drift"), None)
+compared = (deployed.detail or {}).get("schema_commit") if deployed else None
 
 if target.demo:
     st.info(f"Demo database: {target.demo}. Set DATABASE_URL (and DRIFTWATCH_SCHEMA) to check your own.",
             icon=":material/science:")
 
 left, right = st.columns([5, 1], vertical_alignment="center")
-left.markdown(f"**Target** `{target.shown}`  \n**Schema** `{target.schema_shown}`")
+left.markdown(f"**Target** `{target.shown}`  \n**Schema** `{target.schema_shown}`"
+              + (f" — the deployed commit `{compared[:7]}`" if compared else ""))
 if right.button("Re-check", icon=":material/refresh:", help="Ask the database again instead of the cached result"):
     data.forget(target)
 
@@ -84,9 +88,20 @@ st.caption(f"Checked at {at} in {checked.seconds:.2f} s; results are reused for 
 if report.findings:
     findings = data.in_order(report)
     st.subheader("Findings")
+    severities = st.pills("Severity", [CRITICAL, WARNING, INFO], selection_mode="multi",
+                          default=[CRITICAL, WARNING, INFO], key="drift_severity")
+    query = st.text_input("Filter by table, model or kind", key="drift_filter").strip().lower()
+    findings = [f for f in findings if f.severity in (severities or [])
+                and (not query or query in " ".join(str(x or "") for x in (f.table, f.model, f.field, f.kind,
+                                                                               f.column, f.name)).lower())]
     table = pd.DataFrame(data.rows(findings))
-    st.dataframe(table.style.map(lambda v: SEVERITY_STYLE.get(v, ""), subset=["severity"]),
-                 hide_index=True, width="stretch")
+    if not table.empty:
+        table["expected"] = [str(f.expected or "") for f in findings]
+        table["actual"] = [str(f.actual or "") for f in findings]
+        st.dataframe(table.style.map(lambda v: SEVERITY_STYLE.get(v, ""), subset=["severity"]),
+                     hide_index=True, width="stretch")
+    else:
+        st.caption("No finding matches the filter.")
 
     fixes = [f for f in findings if f.fix]
     if fixes:

@@ -1,0 +1,143 @@
+"""`driftwatch demo`'s pieces: the sample app's git history, its configuration, --reset, --help,
+and the dashboard deferring to a resident poller."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+
+import psycopg
+
+from checks.check import check_database
+from checks.demo import reset_demo, start_demo
+from checks.demo_stack import build_sample_repo, config_text, schema_before_projects
+
+ROOT = Path(__file__).resolve().parent.parent
+SCHEMA = ROOT / "examples" / "avatar-studio" / "prisma" / "schema.prisma"
+
+
+def test_the_first_commit_schema_has_no_avatar_projects_and_matches_the_incident_database(incident_db, tmp_path):
+    before = schema_before_projects(SCHEMA.read_text())
+    assert "AvatarProject" not in before and "projectId" not in before
+    path = tmp_path / "schema.prisma"
+    path.write_text(before)
+    report = check_database(incident_db, str(path)).report
+    assert report.in_sync(), [f.message for f in report.findings]
+
+
+def test_the_sample_repository_has_two_commits_the_second_adding_the_model(tmp_path):
+    first, second = build_sample_repo(tmp_path / "app")
+    show = lambda rev: subprocess.run(["git", "-C", str(tmp_path / "app"), "show", f"{rev}:prisma/schema.prisma"],
+                                      capture_output=True, text=True, check=True).stdout
+    assert "model AvatarProject" not in show(first)
+    assert "model AvatarProject" in show(second)
+    assert build_sample_repo(tmp_path / "app") == (first, second)  # reused, not rebuilt
+
+
+def test_the_demo_configuration_loads_with_every_reference_resolved(tmp_path):
+    from checks.config import load_config
+
+    build_sample_repo(tmp_path / "sample-app")
+    (tmp_path / "driftwatch.toml").write_text(config_text(
+        database_url="postgresql://postgres:@/avatar_studio?host=/tmp/x", data_dir=tmp_path,
+        coolify_url="http://127.0.0.1:9", backend_url="http://127.0.0.1:8"))
+    config = load_config(tmp_path / "driftwatch.toml", environ={
+        "DRIFTWATCH_DEMO_COOLIFY_TOKEN": "t", "DRIFTWATCH_DEMO_API_AUTH": "Bearer a"})
+    env = config.environments["demo"]
+    assert not env.problems
+    assert env.git is not None and env.coolify is not None
+    assert [c.name for c in env.health] == ["api health"] and [c.name for c in env.smoke] == ["create project"]
+
+
+def test_reset_brings_the_incident_back_after_a_fix():
+    state = Path(tempfile.mkdtemp(prefix="driftwatch-demo-test-"))
+    try:
+        demo = start_demo(state)
+        with psycopg.connect(demo.url, autocommit=True) as conn:
+            conn.execute('CREATE TABLE "avatar_projects" ("id" TEXT PRIMARY KEY)')
+        reset_demo(state)
+        demo = start_demo(state)
+        assert demo.seeded
+        with psycopg.connect(demo.url) as conn:
+            assert conn.execute("SELECT to_regclass('avatar_projects')").fetchone()[0] is None
+    finally:
+        if (state / "demo-pg").exists():
+            start_demo(state).stop()
+        shutil.rmtree(state, ignore_errors=True)
+
+
+def test_demo_help_starts_nothing(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "checks", "demo", "--help", "--data-dir", str(tmp_path / "d")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0
+    assert "--reset" in done.stdout and "--data-dir" in done.stdout
+    assert not (tmp_path / "d").exists()
+
+
+def test_the_dashboard_reads_a_resident_pollers_results_instead_of_probing(tmp_path):
+    from checks.history import HistoryStore
+    from checks.history.records import CheckSpec
+    from checks.monitor.results import CheckResult
+    from dashboard.environments import Environment
+    from dashboard.monitor import Monitor
+
+    url = str(tmp_path / "h.sqlite3")
+    with HistoryStore.open(url) as store:  # what `driftwatch poll` wrote a moment ago
+        ids = store.register_checks("prod", [CheckSpec("health", "api", 30)])
+        store.record_result(ids[("health", "api")], CheckResult("health", "api", "failing", "HTTP 500",
+                                                                 checked_at=datetime.now(timezone.utc)))
+    probed = []
+    monitor = Monitor(lambda env: probed.append(env) or [], interval_s=30, store_url=url)
+    env = Environment("prod", None, None, None)
+    assert monitor._follow_other_poller(env)
+    [shown] = monitor.latest("prod")
+    assert (shown.state, shown.result.reason) == ("failing", "HTTP 500")
+    assert not probed
+
+
+def test_driftwatch_dashboard_serves_the_configured_environments_and_stops_on_sigterm(tmp_path, incident_db):
+    import os
+    import signal
+    import time
+
+    import httpx
+
+    from browser_support import free_port
+
+    (tmp_path / "driftwatch.toml").write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "h.sqlite3"}"\n\n'
+        f'[environments.staging]\ndatabase_url = "{incident_db}"\nschema = "{SCHEMA}"\n')
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DRIFTWATCH_CONFIG")}
+    proc = subprocess.Popen([sys.executable, "-m", "checks", "dashboard", "--config", str(tmp_path / "driftwatch.toml"),
+                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == f"dashboard: http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).text.strip() == "ok":
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.3)
+        else:
+            raise AssertionError("the dashboard never became healthy")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+
+
+def test_driftwatch_dashboard_with_a_missing_config_is_one_error_line(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "checks", "dashboard", "--config", str(tmp_path / "nope.toml")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr.strip().endswith("no such file")
+    assert len(done.stderr.strip().splitlines()) == 1
