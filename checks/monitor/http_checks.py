@@ -22,6 +22,7 @@ import asyncio
 import functools
 import http.cookiejar
 import json
+import logging
 import re
 import socket
 import ssl
@@ -38,6 +39,10 @@ from ..config import HealthCheck, SmokeCheck, SmokeStep, mask_url
 from .conditions import Condition, Observation, walk_path, MISSING
 from .http_transport import CheckTransport, tls_context  # noqa: F401 (re-exported)
 from .results import CheckResult, utcnow
+
+# httpx logs every request with its full URL, query string included, at INFO. A smoke step's
+# URL may carry a token in its query: keep that logger quiet whatever the caller configures.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
