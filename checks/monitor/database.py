@@ -10,7 +10,9 @@ it is not the deployed one, why (`fallback_reason`).
 
 A resident poller checks the same schema every minute: the compiled expectation is kept in
 memory, keyed by the schema's bytes (`Expectations`), so a re-check of an unchanged schema
-costs one read of the files and one catalog read of the database — not a parse and compile.
+costs one read of the files and one catalog read of the database — not a parse and compile —
+and that read runs on the connection kept from the last check (`checks.monitor.connections`:
+no connect, a warm backend, the catalog queries already prepared).
 
 Nothing here raises for what the database or the schema does: an unreachable database or an
 unreadable schema is a result in state `error` with one line saying why — never a stale `ok`.
@@ -91,6 +93,34 @@ class Expectations:
 
 
 EXPECTATIONS = Expectations()
+
+
+class _LastReports:
+    """The last drift report per database URL with the two catalogs it compared. The diff is a
+    pure function of them, and on an unchanged schema and database both are the very objects of
+    the last check (`Expectations`, `checks.inspect.live.BuildMemo`): then the report is too."""
+
+    def __init__(self, max_entries: int = 16) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[Any, Any, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, url: str, expected: Catalog, actual: Catalog) -> Any:
+        with self._lock:
+            last = self._entries.get(url)
+        if last is not None and last[0] is expected and last[1] is actual:
+            return last[2]
+        return None
+
+    def put(self, url: str, expected: Catalog, actual: Catalog, report: Any) -> None:
+        with self._lock:
+            self._entries[url] = (expected, actual, report)
+            self._entries.move_to_end(url)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+_LAST_REPORTS = _LastReports()
 
 Source = Union[SchemaSource, str, "os.PathLike[str]"]
 
@@ -243,10 +273,14 @@ def _drift(url: str, schema_path: Path, origin: dict[str, Any], label: str,
     try:
         expected = expectations.catalog(schema_path, split_prisma_url(url)[1])
         from ..diff import diff
-        from ..inspect.live import inspect_database
+        from .connections import CONNECTIONS
 
-        actual = inspect_database(url, expected.schemas)
-        report = diff(expected, actual)
+        # on the connection kept from the last check of this database: warm and prepared
+        actual = CONNECTIONS.inspect(url, expected.schemas)
+        report = _LAST_REPORTS.get(url, expected, actual)
+        if report is None:
+            report = diff(expected, actual)
+            _LAST_REPORTS.put(url, expected, actual, report)
         if kept is not None:
             kept["report"] = report
     except DriftwatchError as exc:
