@@ -7,7 +7,8 @@ cannot run). The server (tests/servers/fast.py: asyncio, keep-alive) runs in a p
 its own on 127.0.0.1:0 so it does not share the client's GIL. Each concurrency is measured
 in a fresh worker process (so its peak RSS is its own, not inherited from an earlier run):
 a warm-up round, then `--rounds` rounds; the median wall time and the median CPU time of
-the worker per round are printed with its peak RSS. Wall time depends on what else the
+the worker per round are printed with its peak RSS, and the server's own CPU time per round
+(it must stay well below the client's, or the round measures the server). Wall time depends on what else the
 machine runs (the load average is printed); CPU time much less so. Every check is judged as
 in production: `[STATUS] == 200` and `[BODY].status == ok` on a JSON body.
 
@@ -105,10 +106,12 @@ def main() -> int:
             verdict = "PASS" if default["median_s"] <= 1.0 else "MISS"
             print(f"endpoints answering in {latency:g} ms: one round of {args.endpoints} at the default concurrency "
                   f"{DEFAULT_CONCURRENCY}: {default['median_s'] * 1000:.0f} ms wall, {default['cpu_s'] * 1000:.0f} ms "
-                  f"CPU, {default['peak_rss_mib']:.0f} MiB peak RSS (target ≤ 1 s wall: {verdict})")
+                  f"CPU, {default['peak_rss_mib']:.0f} MiB peak RSS, load {default['load']:.1f} "
+                  f"(target ≤ 1 s wall: {verdict})")
         if default and gatus:
             print(f"    Gatus' default concurrency 3, same runner: {gatus['median_s'] * 1000:.0f} ms wall "
-                  f"({gatus['median_s'] / default['median_s']:.1f}× the default's)")
+                  f"({gatus['median_s'] / default['median_s']:.1f}× the default's), {gatus['cpu_s'] * 1000:.0f} ms CPU, "
+                  f"load {gatus['load']:.1f}")
     return 0
 
 
@@ -127,24 +130,40 @@ def run_against(latency: float, levels: list[int], args: argparse.Namespace) -> 
               f"(asyncio server, own process); {args.rounds} rounds after a warm-up; "
               f"load {os.getloadavg()[0]:.2f}, {os.cpu_count()} cores")
         print(f"{'concurrency':>12}  {'rounds':>8}  {'wall (median)':>13}  {'CPU (median)':>12}  "
-              f"{'checks/s':>8}  {'peak RSS':>9}  states")
+              f"{'checks/s':>8}  {'peak RSS':>9}  {'server CPU':>10}  {'load':>5}  states")
         rows = []
         for level in levels:
             for resident in (0, 1):
+                before = _cpu_seconds(server.pid)
                 out = subprocess.run([sys.executable, __file__, "--endpoints", str(args.endpoints),
                                       "--worker", str(port), str(level), str(args.rounds), str(resident)],
                                      cwd=ROOT, capture_output=True, text=True, check=True)
                 row = json.loads(out.stdout.strip().splitlines()[-1])
+                after = _cpu_seconds(server.pid)
+                # the server's CPU per round (warm-up included in the average): it must stay well
+                # under the client's, or the benchmark measures the server
+                row["server_cpu_s"] = (after - before) / (args.rounds + 1) if before is not None and after else None
+                server_cpu = f"{row['server_cpu_s'] * 1000:>7.0f} ms" if row["server_cpu_s"] is not None else "n/a"
+                row["load"] = os.getloadavg()[0]
                 rows.append(row)
                 label = f"{level}" + (" (default)" if level == DEFAULT_CONCURRENCY else " (Gatus)" if level == 3 else "")
                 print(f"{label:>12}  {'resident' if resident else 'fresh':>8}  {row['median_s'] * 1000:>10.0f} ms  "
                       f"{row['cpu_s'] * 1000:>9.0f} ms  {args.endpoints / row['median_s']:>8.0f}  "
-                      f"{row['peak_rss_mib']:>5.1f} MiB  {row['states']}")
+                      f"{row['peak_rss_mib']:>5.1f} MiB  {server_cpu:>10}  {row['load']:>5.1f}  {row['states']}")
         print(f"load average after: {os.getloadavg()[0]:.2f}")
         return rows
     finally:
         server.terminate()
         server.wait(10)
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a running process (Linux /proc), or None elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 if __name__ == "__main__":

@@ -9,20 +9,23 @@
       logs/              one log file per service
 
 and, as child processes: the sample app's backend (examples/services/avatar_backend.py), a
-Coolify-compatible API reporting the second commit as deployed (examples/services/coolify.py),
-and the dashboard with its monitor. Everything binds to 127.0.0.1; nothing is fetched from the
+Coolify-compatible API reporting the second commit as deployed minutes before the demo started
+(examples/services/coolify.py), and the dashboard with its monitor. Everything binds to 127.0.0.1; nothing is fetched from the
 internet. `stop()` ends every child (its whole process group) and the PostgreSQL.
 """
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import socket
+import string
 import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from importlib.util import find_spec
 from pathlib import Path
 from typing import IO, Callable
@@ -35,6 +38,10 @@ ENVIRONMENT = "demo"
 COOLIFY_TOKEN = "demo-coolify-token"  # a local fake's token: not a secret, never a real one
 BACKEND_TOKEN = "demo-api-token"
 APPLICATION = "sos80kw4koscosckww0wc4co"  # the incident's application UUID
+# The demo's deployment: started this long before the demo, and as long as the incident's took;
+# well inside the 30 minutes an incident's report looks back (checks/reports LEAD_IN).
+DEPLOYED_BEFORE_START = timedelta(minutes=6)
+DEPLOYMENT_TOOK = timedelta(minutes=2, seconds=43)
 _GIT_ENV = {"GIT_AUTHOR_NAME": "Avatar Studio", "GIT_AUTHOR_EMAIL": "dev@avatar.studio",
             "GIT_COMMITTER_NAME": "Avatar Studio", "GIT_COMMITTER_EMAIL": "dev@avatar.studio"}
 
@@ -121,14 +128,50 @@ def _copy(src: Path, dst: Path) -> None:
             (dst / f.name).write_bytes(f.read_bytes())
 
 
-def coolify_state(commit: str) -> dict[str, object]:
-    """What the local Coolify reports: the deployment of `commit` finished at 08:36, as in the
-    incident, and no post-deployment command that would have run the migration."""
+def coolify_state(commit: str, *, now: datetime | None = None, deployment_uuid: str | None = None) -> dict[str, object]:
+    """What the local Coolify reports: the deployment of `commit` finished a few minutes before
+    `now` (the demo's start), taking as long as the incident's did (08:33:57 to 08:36:40), and no
+    post-deployment command that would have run the migration. A deployment dated on the day of
+    the original incident would fall outside the demo's incident window, so its report could not
+    name the deployment, its commit or its time."""
+    now = (now or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    created = now - DEPLOYED_BEFORE_START
+    finished = created + DEPLOYMENT_TOOK
     return {
         "applications": [{"uuid": APPLICATION, "name": "avatar-studio", "post_deployment_command": None}],
         "deployments": [{"application": APPLICATION, "commit": commit, "status": "finished",
-                         "created_at": "2025-10-12T08:33:57.000000Z", "finished_at": "2025-10-12T08:36:40.000000Z"}],
+                         "deployment_uuid": deployment_uuid or _deployment_uuid(),
+                         "created_at": _coolify_time(created), "finished_at": _coolify_time(finished)}],
     }
+
+
+def write_coolify_state(path: Path, commit: str, *, reset: bool = False) -> dict[str, object]:
+    """The local Coolify's state file for the demo: written fresh on the first start and on
+    `--reset` (the incident starts again, so its deployment has just finished again); kept on a
+    plain restart, so the deployment stays where the history and its incident already put it."""
+    if not reset and path.is_file():
+        try:
+            kept = json.loads(path.read_text())
+            if [d.get("commit") for d in kept.get("deployments", [])] == [commit]:
+                return kept
+        except (OSError, ValueError, AttributeError):
+            pass  # unreadable: write it again
+    state = coolify_state(commit)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    tmp.replace(path)
+    return state
+
+
+def _coolify_time(when: datetime) -> str:
+    """Laravel's timestamp format, as Coolify sends it: UTC with microseconds."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _deployment_uuid() -> str:
+    """24 lowercase letters and digits, as current Coolify releases make them; kept in the state
+    file so every poll sees the same deployment."""
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(24))
 
 
 # -- the configuration -----------------------------------------------------------------------
@@ -276,7 +319,7 @@ def start_stack(data_dir: Path, *, port: int = 8501, reset: bool = False, say: C
             cport = free_port()
             coolify_url = f"http://127.0.0.1:{cport}"
             state = data_dir / "coolify-state.json"
-            state.write_text(json.dumps(coolify_state(second), indent=2))
+            write_coolify_state(state, second, reset=reset)
             child = _spawn(stack, "coolify", [sys.executable, "-m", "examples.services.coolify",
                                               "--host", "127.0.0.1", "--port", str(cport), "--state", str(state),
                                               "--token-env", "COOLIFY_TOKEN"], {**base, "COOLIFY_TOKEN": COOLIFY_TOKEN})

@@ -192,3 +192,44 @@ def test_the_dashboard_runs_each_configured_check_on_its_own_interval_through_th
         server.shutdown()
         server.server_close()
     assert monitor._poller_thread is None
+
+
+def test_the_demo_coolify_reports_the_second_commit_deployed_minutes_before_the_demo(tmp_path):
+    """The demo's incident report names the deployment (its commit and time) as the root cause
+    only when the deployment finished inside the report's look-back, i.e. just before the demo."""
+    import asyncio
+    from datetime import timedelta
+
+    import httpx
+
+    from checks.demo_stack import APPLICATION, write_coolify_state
+    from checks.monitor.coolify import check_deployment
+    from examples.services.coolify import CoolifyServer
+
+    first, second = build_sample_repo(tmp_path / "sample-app")
+    state = tmp_path / "coolify-state.json"
+    write_coolify_state(state, second)
+
+    async def newest(url: str):
+        async with httpx.AsyncClient() as client:
+            return await check_deployment(client, url=url, token="t", application=APPLICATION)
+
+    def newest_finished() -> dict:
+        with CoolifyServer("t", state_file=state) as api:
+            result = asyncio.run(newest(api.url))
+        assert result.detail["status"] == "finished", result.detail
+        return result.detail
+
+    now = datetime.now(timezone.utc)
+    seen = newest_finished()
+    assert seen["commit"] == second != first
+    finished = datetime.fromisoformat(seen["finished_at"].replace("Z", "+00:00"))
+    assert now - timedelta(minutes=15) < finished < now
+    assert datetime.fromisoformat(seen["started_at"].replace("Z", "+00:00")) < finished
+
+    # A plain restart keeps the deployment where the history put it; --reset makes it new again.
+    own = lambda d: (d["deployment_uuid"], d["commit"], d["started_at"], d["finished_at"])
+    write_coolify_state(state, second)
+    assert own(newest_finished()) == own(seen)
+    write_coolify_state(state, second, reset=True)
+    assert newest_finished()["deployment_uuid"] != seen["deployment_uuid"]

@@ -352,6 +352,41 @@ def test_a_resident_checker_keeps_its_connections_between_rounds() -> None:
         s.stop()
 
 
+def test_connections_stay_within_the_concurrency_across_many_origins() -> None:
+    """At its limit the client closes the least recently used idle connection of another
+    origin before opening one: 3 servers, concurrency 2, never more than 2 connections open."""
+    import httpx
+
+    from checks.monitor.http_transport import CheckTransport
+
+    servers = [start() for _ in range(3)]
+    try:
+        checks = [health(servers[i % 3].url(f"/ok?i={i}")).model_copy(update={"name": f"h{i}"}) for i in range(12)]
+        transport = CheckTransport(concurrency=2, verify=True)
+        most = 0
+
+        async def watch(check: HealthCheck, gate: asyncio.Semaphore, client: httpx.AsyncClient) -> CheckResult:
+            nonlocal most
+            async with gate:
+                result = await run_health(client, check)
+                most = max(most, transport.open)
+                return result
+
+        async def rounds() -> list[CheckResult]:
+            gate = asyncio.Semaphore(2)
+            async with httpx.AsyncClient(transport=transport) as client:
+                first = await asyncio.gather(*(watch(c, gate, client) for c in checks))
+                second = await asyncio.gather(*(watch(c, gate, client) for c in checks))
+                return [*first, *second]
+        results = asyncio.run(rounds())
+        assert all(r.state == "ok" for r in results)
+        assert 1 <= most <= 2
+        assert transport.open == 0  # closing the client closed every kept connection
+    finally:
+        for s in servers:
+            s.stop()
+
+
 def test_checks_never_share_cookies(server: Server) -> None:
     async def go() -> list[dict[str, str]]:
         async with make_client(concurrency=2) as client:

@@ -3,6 +3,7 @@ server saying which one is deployed, the incident database, and the sample app's
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import shutil
 import socket
@@ -165,6 +166,33 @@ def test_the_second_commit_names_avatar_projects_and_the_first_is_in_sync(sample
     assert (drift.state, drift.reason, drift.detail["schema_commit"]) == ("ok", None, first)
     assert drift.detail["in_sync"] is True and drift.detail["findings"] == []
     assert (migrations.state, migrations.detail["pending"], migrations.detail["applied_count"]) == ("ok", [], 1)
+
+
+def test_the_next_step_names_the_repository_paths_and_the_commit_never_the_cache_copy(sample_repo, incident_db,
+                                                                                     tmp_path):
+    """An on-call engineer cannot use the materialized copy's path under the cache: the commands
+    name <repo>/<configured path>, and each step naming one says which commit's version it is."""
+    repo, _, second = sample_repo
+    source = at(repo, second, tmp_path)
+    _, migrations = check_database(incident_db, source)
+    advice = migrations.detail["next_step"]
+    steps = advice["steps"] + advice["alternative"]
+    commands = [s["command"] for s in steps if s["command"]]
+    assert commands and advice["state"] == "pending"
+    everything = json.dumps(advice) + (migrations.reason or "")
+    assert str(tmp_path / "cache") not in everything and ".cache" not in everything
+    assert str(source.migrations) not in everything and str(source.schema) not in everything
+    deploy = next(s for s in steps if s["action"] == "deploy")
+    assert deploy["command"] == f"driftwatch migrate deploy --migrations {repo}/{MIGRATIONS}"
+    assert f"(as of commit {second[:7]})" in deploy["say"]
+    for step in steps:
+        if "--schema" in (step["command"] or ""):
+            assert f"--schema {repo}/{SCHEMA}" in step["command"] and f"(as of commit {second[:7]})" in step["say"]
+    # A plain schema path is named as given, with no commit.
+    _, plain = check_database(incident_db, str(source.schema), str(source.migrations))
+    said = plain.detail["next_step"]["steps"][0]
+    assert said["command"] == f"driftwatch migrate deploy --migrations {source.migrations}"
+    assert "as of commit" not in said["say"]
 
 
 def test_a_fallback_is_said_in_the_result(sample_repo, incident_db, tmp_path):

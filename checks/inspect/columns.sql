@@ -15,7 +15,7 @@
 -- such a type as the element's schema and name with is_array, so that the caller
 -- writes it qualified and quoted whatever the search_path.
 -- The default of a generated column is its generation expression, not a default:
--- it is left out.
+-- it is left out. attnum names the key columns of constraints.sql.
 SELECT
     n.nspname::text                                     AS table_schema,
     c.relname::text                                     AS table_name,
@@ -26,7 +26,8 @@ SELECT
     et.oid <> t.oid                                     AS is_array,
     NOT a.attnotnull                                    AS nullable,
     CASE WHEN a.attgenerated = '' THEN pg_catalog.pg_get_expr(d.adbin, d.adrelid) END AS default_expr,
-    a.attidentity <> ''                                 AS is_identity
+    a.attidentity <> ''                                 AS is_identity,
+    a.attnum                                            AS attnum
 FROM pg_catalog.pg_class AS c
 JOIN pg_catalog.pg_namespace AS n ON n.oid = c.relnamespace
 LEFT JOIN pg_catalog.pg_attribute AS a
@@ -47,4 +48,6 @@ WHERE n.nspname = ANY (%(schemas)s::text[])
         WHERE dep.classid = 'pg_catalog.pg_class'::regclass
           AND dep.objid = c.oid
           AND dep.deptype = 'e')
-ORDER BY n.nspname, c.relname, a.attnum;
+-- by number, not by name: the caller sorts the tables by name, and integers sort in a
+-- fraction of the time (sorting by schema and table name was a third of the query's time)
+ORDER BY c.oid, a.attnum;

@@ -4,21 +4,34 @@
 -- (conparentid <> 0) are the copies PostgreSQL makes for partitions on either side
 -- of a foreign key; only the constraint that was declared is reported.
 -- Actions are the pg_constraint codes (a r c n d); the caller spells them out.
+-- Columns come as attribute numbers (conkey, confkey, in key order), which the caller names
+-- from columns.sql's attnum: a subquery per constraint naming them cost PostgreSQL about as
+-- much as the rest of the query. A foreign key to a table columns.sql does not list (another
+-- schema, a partition, an extension's table) also has the names (referenced_names).
 SELECT
     n.nspname::text     AS table_schema,
     c.relname::text     AS table_name,
     con.contype::text   AS kind,           -- 'p' primary key, 'f' foreign key
     con.conname::text   AS name,
-    ARRAY(SELECT a.attname::text
-          FROM unnest(con.conkey) WITH ORDINALITY AS k(attnum, ord)
-          JOIN pg_catalog.pg_attribute AS a ON a.attrelid = con.conrelid AND a.attnum = k.attnum
-          ORDER BY k.ord)                  AS columns,
+    con.conkey          AS columns,
     rn.nspname::text    AS referenced_schema,
     rc.relname::text    AS referenced_table,
-    ARRAY(SELECT a.attname::text
-          FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
-          JOIN pg_catalog.pg_attribute AS a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
-          ORDER BY k.ord)                  AS referenced_columns,
+    con.confkey         AS referenced_columns,
+    -- the names, only where columns.sql does not list the referenced table's columns
+    CASE WHEN con.contype = 'f' AND NOT (
+              rn.nspname = ANY (%(schemas)s::text[])
+              AND rc.relkind IN ('r', 'p')
+              AND NOT rc.relispartition
+              AND rc.relname <> '_prisma_migrations'
+              AND NOT EXISTS (
+                    SELECT 1 FROM pg_catalog.pg_depend AS rdep
+                    WHERE rdep.classid = 'pg_catalog.pg_class'::regclass
+                      AND rdep.objid = rc.oid
+                      AND rdep.deptype = 'e'))
+         THEN ARRAY(SELECT a.attname::text
+                    FROM unnest(con.confkey) WITH ORDINALITY AS k(attnum, ord)
+                    JOIN pg_catalog.pg_attribute AS a ON a.attrelid = con.confrelid AND a.attnum = k.attnum
+                    ORDER BY k.ord) END AS referenced_names,
     con.confdeltype::text AS on_delete,
     con.confupdtype::text AS on_update
 FROM pg_catalog.pg_constraint AS con
@@ -37,4 +50,5 @@ WHERE con.contype IN ('p', 'f')
         WHERE dep.classid = 'pg_catalog.pg_class'::regclass
           AND dep.objid = c.oid
           AND dep.deptype = 'e')
-ORDER BY n.nspname, c.relname, con.contype, con.conname;
+-- by number (the caller sorts by name; see columns.sql)
+ORDER BY con.oid;

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 # checks.catalog and checks.defaults are imported by `_build`, at the end of an inspection:
 # `check_database` imports them on its own thread while PostgreSQL runs the queries.
 
-__all__ = ["inspect_database", "inspect_in_background", "QUERY_FILES"]
+__all__ = ["inspect_database", "inspect_in_background", "BuildMemo", "QUERY_FILES"]
 
 QUERY_FILES = ("schemas.sql", "columns.sql", "constraints.sql", "indexes.sql", "enums.sql")
 
@@ -86,6 +86,8 @@ def inspect_database(
     schemas: Sequence[str],
     *,
     statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT,
+    prepare: bool | None = None,
+    memo: "BuildMemo | None" = None,
 ) -> Catalog:
     """Return the tables and enums of ``schemas`` as a `Catalog`.
 
@@ -95,11 +97,46 @@ def inspect_database(
     so a missing schema shows up as a difference. Tables and enums are sorted by
     (schema, name). Raises DatabaseError (message without password) when a query
     fails or exceeds ``statement_timeout`` seconds.
+
+    ``prepare=True`` prepares the catalog queries on the connection (psycopg keeps them per
+    connection): for a connection kept open across inspections (`checks.monitor.connections`),
+    where the second and later inspections skip PostgreSQL's parse and plan of each query.
+    None leaves it to psycopg's default (prepared after a few executions).
+    ``memo`` (a `BuildMemo` kept by the caller for this database) returns the previous
+    `Catalog` object itself when the catalog rows are the same as last time.
     """
-    return _inspect_any(conn_or_url, schemas, statement_timeout)
+    return _inspect_any(conn_or_url, schemas, statement_timeout, prepare=prepare, memo=memo)
 
 
-def _inspect_any(conn_or_url, schemas: Sequence[str], statement_timeout: float, before_fetch=None) -> Catalog:
+class BuildMemo:
+    """The last rows read from one database and the `Catalog` built from them.
+
+    Building the catalog is a pure function of the rows, and a resident poller reads the same
+    rows minute after minute: comparing them with the last ones (list equality, in C) costs a
+    fraction of building thousands of frozen dataclasses again, and returning the very same
+    object lets the caller reuse what it computed from it (the diff). Holds one set of rows, so
+    only callers that re-read the same database keep one (never the one-shot CLI: it would
+    add the rows to its peak memory)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._last: tuple[list[str], dict[str, list[tuple]], Catalog] | None = None
+        self.hits = 0
+
+    def build(self, schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
+        with self._lock:
+            last = self._last
+        if last is not None and last[0] == schemas and last[1] == rows:
+            self.hits += 1
+            return last[2]
+        catalog = _build(schemas, rows)
+        with self._lock:
+            self._last = (schemas, rows, catalog)
+        return catalog
+
+
+def _inspect_any(conn_or_url, schemas: Sequence[str], statement_timeout: float, before_fetch=None,
+                 prepare: bool | None = None, memo: BuildMemo | None = None) -> Catalog:
     if isinstance(schemas, str):
         raise UsageError("schemas must be a sequence of schema names, not a string")
     wanted = list(dict.fromkeys(schemas))
@@ -107,10 +144,10 @@ def _inspect_any(conn_or_url, schemas: Sequence[str], statement_timeout: float, 
         url = conn_or_url
         conn = connect(url)
         try:
-            return _inspect(conn, wanted, statement_timeout, url, before_fetch)
+            return _inspect(conn, wanted, statement_timeout, url, before_fetch, prepare, memo)
         finally:
             conn.close()
-    return _inspect(conn_or_url, wanted, statement_timeout, None, before_fetch)
+    return _inspect(conn_or_url, wanted, statement_timeout, None, before_fetch, prepare, memo)
 
 
 class BackgroundInspection:
@@ -177,7 +214,7 @@ def inspect_in_background(
 
 
 def _inspect(conn: "psycopg.Connection", schemas: list[str], timeout: float, url: str | None,
-             before_fetch=None) -> Catalog:
+             before_fetch=None, prepare: bool | None = None, memo: BuildMemo | None = None) -> Catalog:
     import psycopg
     from psycopg import pq
 
@@ -195,7 +232,7 @@ def _inspect(conn: "psycopg.Connection", schemas: list[str], timeout: float, url
             with conn.transaction(force_rollback=True):
                 cursors[0].execute(_settings(schemas, timeout, outermost))
                 for cur, name in zip(cursors, QUERY_FILES):
-                    cur.execute(_query(name), params)
+                    cur.execute(_query(name), params, prepare=prepare)
             if before_fetch is not None:
                 before_fetch()
             rows = {name: cur.fetchall() for cur, name in zip(cursors, QUERY_FILES)}
@@ -211,6 +248,8 @@ def _inspect(conn: "psycopg.Connection", schemas: list[str], timeout: float, url
     except psycopg.Error as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DatabaseError(f"cannot inspect the database: {scrub(first, url)}") from None
+    if memo is not None:
+        return memo.build(schemas, rows)
     return _build(schemas, rows)
 
 
@@ -268,14 +307,17 @@ def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
     normalize = _normalize_default
 
     columns: dict[tuple[str, str], list[Column]] = {}
-    key = cols = None
+    attnames: dict[tuple[str, str], dict[int, str]] = {}  # names constraints.sql's attnums
+    key = cols = names = None
     for (t_schema, t_name, col, builtin, udt_schema, udt_name, is_array, nullable, default_expr,
-         is_identity) in rows["columns.sql"]:
-        if key is None or key[1] != t_name or key[0] != t_schema:  # rows come ordered by table
+         is_identity, attnum) in rows["columns.sql"]:
+        if key is None or key[1] != t_name or key[0] != t_schema:  # rows come by table, in attnum order
             key = (t_schema, t_name)
             cols = columns.setdefault(key, [])
+            names = attnames.setdefault(key, {})
         if col is None:  # a table without columns
             continue
+        names[attnum] = col
         ctype = builtin if udt_schema is None else enum_type_ref(udt_schema, udt_name, array=is_array)
         if is_identity:
             cols.append(Column(col, ctype, nullable, None, True))
@@ -288,12 +330,19 @@ def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
     primary: dict[tuple[str, str], PrimaryKey] = {}
     foreign: dict[tuple[str, str], list[ForeignKey]] = {}
     actions = _ACTIONS
-    for (t_schema, t_name, kind, name, cols, ref_schema, ref_table, ref_cols, on_delete,
+    for (t_schema, t_name, kind, name, keys, ref_schema, ref_table, ref_keys, ref_names, on_delete,
          on_update) in rows["constraints.sql"]:
+        names = attnames[(t_schema, t_name)]
+        cols = tuple([names[k] for k in keys])
         if kind == "p":
-            primary[(t_schema, t_name)] = PrimaryKey(name, tuple(cols))
+            primary[(t_schema, t_name)] = PrimaryKey(name, cols)
         else:
-            fk = ForeignKey(name, tuple(cols), ref_schema, ref_table, tuple(ref_cols),
+            if ref_names is None:
+                names = attnames[(ref_schema, ref_table)]
+                ref_cols = tuple([names[k] for k in ref_keys])
+            else:
+                ref_cols = tuple(ref_names)
+            fk = ForeignKey(name, cols, ref_schema, ref_table, ref_cols,
                             actions.get(on_delete, on_delete), actions.get(on_update, on_update))
             found = foreign.get((t_schema, t_name))
             if found is None:
@@ -302,16 +351,17 @@ def _build(schemas: list[str], rows: dict[str, list[tuple]]) -> Catalog:
                 found.append(fk)
 
     index_parts: dict[tuple[str, str], dict[str, tuple[bool, str, str | None, list[IndexColumn], tuple]]] = {}
-    for (t_schema, t_name, name, unique, method, predicate, _pos, col, is_expr, descending,
+    for (t_schema, t_name, name, unique, method, predicate, _pos, expression, attnum, is_expr, descending,
          opclass, include) in rows["indexes.sql"]:
         per_table = index_parts.get((t_schema, t_name))
         if per_table is None:
             per_table = index_parts[(t_schema, t_name)] = {}
+        names = attnames[(t_schema, t_name)]
         parts = per_table.get(name)
         if parts is None:
             parts = per_table[name] = (unique, method, normalize_predicate(predicate), [],
-                                       tuple(include) if include else ())
-        parts[3].append(IndexColumn(col, descending, opclass, is_expr))
+                                       tuple([names[k] for k in include]) if include else ())
+        parts[3].append(IndexColumn(expression if is_expr else names[attnum], descending, opclass, is_expr))
 
     tables = []
     no_indexes: dict = {}

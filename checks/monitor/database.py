@@ -10,7 +10,9 @@ it is not the deployed one, why (`fallback_reason`).
 
 A resident poller checks the same schema every minute: the compiled expectation is kept in
 memory, keyed by the schema's bytes (`Expectations`), so a re-check of an unchanged schema
-costs one read of the files and one catalog read of the database — not a parse and compile.
+costs one read of the files and one catalog read of the database — not a parse and compile —
+and that read runs on the connection kept from the last check (`checks.monitor.connections`:
+no connect, a warm backend, the catalog queries already prepared).
 
 Nothing here raises for what the database or the schema does: an unreachable database or an
 unreadable schema is a result in state `error` with one line saying why — never a stale `ok`.
@@ -22,8 +24,9 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 from ..errors import DriftwatchError
 from .gitsource import SchemaSource
@@ -91,6 +94,34 @@ class Expectations:
 
 EXPECTATIONS = Expectations()
 
+
+class _LastReports:
+    """The last drift report per database URL with the two catalogs it compared. The diff is a
+    pure function of them, and on an unchanged schema and database both are the very objects of
+    the last check (`Expectations`, `checks.inspect.live.BuildMemo`): then the report is too."""
+
+    def __init__(self, max_entries: int = 16) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[str, tuple[Any, Any, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, url: str, expected: Catalog, actual: Catalog) -> Any:
+        with self._lock:
+            last = self._entries.get(url)
+        if last is not None and last[0] is expected and last[1] is actual:
+            return last[2]
+        return None
+
+    def put(self, url: str, expected: Catalog, actual: Catalog, report: Any) -> None:
+        with self._lock:
+            self._entries[url] = (expected, actual, report)
+            self._entries.move_to_end(url)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+
+
+_LAST_REPORTS = _LastReports()
+
 Source = Union[SchemaSource, str, "os.PathLike[str]"]
 
 
@@ -118,6 +149,7 @@ def check_database(
                                   "fallback_reason": source.fallback_reason, "schema": source.schema_in_repo,
                                   "migrations_path": str(migrations) if migrations is not None
                                   else source.migrations_in_repo}
+        known = _as_known(source, migrations)
         label = f"the schema of {source.short}"
         if source.ref is not None:
             label = f"the schema of {source.ref} ({source.short}), not of the deployed commit"
@@ -128,26 +160,66 @@ def check_database(
                   "fallback_reason": None, "schema": str(schema_path),
                   "migrations_path": str(folder) if folder is not None else None}
         label = f"{schema_path}"
+        known = _Known(str(schema_path), str(folder) if folder is not None else None, None)
     kept: dict[str, Any] = {}
     drift = _drift(database_url, schema_path, origin, label, expectations, kept)
-    return drift, _advised(_migrations(database_url, folder, origin, kept), kept, origin)
+    return drift, _advised(_migrations(database_url, folder, origin, kept), kept, known)
 
 
-def _advised(migrations: CheckResult, kept: dict[str, Any], origin: dict[str, Any]) -> CheckResult:
+class _Known(NamedTuple):
+    """The paths the next step's commands name, as the person running them knows them, and
+    the commit whose version of those files was compared (None: the files as they are)."""
+
+    schema: str | None
+    migrations: str | None
+    commit: str | None
+
+
+def _as_known(source: SchemaSource, migrations: str | os.PathLike[str] | None) -> _Known:
+    """A git source's paths as the repository path joined with the configured ones: the
+    materialized copy under the cache is an implementation detail an on-call engineer can
+    neither find nor should edit. The commit says which version of them was compared."""
+    repo = str(source.repo).rstrip("/\\") or str(source.repo)
+    join = lambda inside: f"{repo}/{inside}" if inside else None  # noqa: E731
+    folder = str(migrations) if migrations is not None else join(source.migrations_in_repo)
+    return _Known(join(source.schema_in_repo), folder, source.short)
+
+
+def _advised(migrations: CheckResult, kept: dict[str, Any], known: _Known) -> CheckResult:
     """The migrations result with the next step (`checks.operations.next_step`, judged with
     the drift when it could be checked) in `detail["next_step"]` — the advice the CLI and the
     dashboard give — and, where the plain history would mislead (a pending migration whose
-    objects already exist, a failed one in a database now in sync), in its reason too."""
+    objects already exist, a failed one in a database now in sync), in its reason too.
+    The commands name `known`'s paths; for a git source each step naming one says which
+    commit's version of the files it means."""
     summary = kept.get("summary")
     if summary is None:
         return migrations
     from ..operations.next_step import next_steps
 
-    advice = next_steps(kept.get("report"), summary, schema=origin.get("schema"))
+    if known.migrations is not None:
+        summary = replace(summary, directory=known.migrations)
+    advice = next_steps(kept.get("report"), summary, schema=known.schema)
+    if known.commit is not None:
+        advice = _as_of(advice, known)
     migrations.detail["next_step"] = advice.to_json()
     if advice.state in ("pending_collides", "pending_in_sync", "failed_in_sync") and advice.first is not None:
         return migrations.with_state(migrations.state, _one_line(f"{advice.headline} Next: {advice.first.text}"))
     return migrations
+
+
+def _as_of(advice: Any, known: _Known) -> Any:
+    """`advice` with "(as of commit abc1234)" after the reason of each step whose command names
+    a path of the repository: those files are compared at that commit, not as checked out."""
+    paths = [p for p in (known.schema, known.migrations) if p]
+
+    def said(step: Any) -> Any:
+        if step.command and any(p in step.command for p in paths):
+            return replace(step, say=f"{step.say} (as of commit {known.commit})")
+        return step
+
+    return replace(advice, steps=tuple(said(s) for s in advice.steps),
+                   alternative=tuple(said(s) for s in advice.alternative))
 
 
 def check_database_at_commit(
@@ -201,10 +273,14 @@ def _drift(url: str, schema_path: Path, origin: dict[str, Any], label: str,
     try:
         expected = expectations.catalog(schema_path, split_prisma_url(url)[1])
         from ..diff import diff
-        from ..inspect.live import inspect_database
+        from .connections import CONNECTIONS
 
-        actual = inspect_database(url, expected.schemas)
-        report = diff(expected, actual)
+        # on the connection kept from the last check of this database: warm and prepared
+        actual = CONNECTIONS.inspect(url, expected.schemas)
+        report = _LAST_REPORTS.get(url, expected, actual)
+        if report is None:
+            report = diff(expected, actual)
+            _LAST_REPORTS.put(url, expected, actual, report)
         if kept is not None:
             kept["report"] = report
     except DriftwatchError as exc:

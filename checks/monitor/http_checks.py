@@ -1,7 +1,7 @@
 """Health and smoke checks: HTTP requests whose answers are judged by Gatus-style conditions.
 
 All requests of a round go through one `httpx.AsyncClient` (`make_client`: connection
-reuse, `concurrency` connections spread over small pools) and a semaphore of the same size;
+reuse, at most `concurrency` connections, see http_transport.py) and a semaphore of the same size;
 `HttpChecker` keeps that client between rounds. No server can hold a round:
 every check runs under an asyncio deadline of its `timeout_s` (httpx's own timeouts are per
 read, so a server trickling one byte a second would otherwise never time out), bodies are
@@ -19,8 +19,10 @@ parameters and JSON keys.
 from __future__ import annotations
 
 import asyncio
+import functools
 import http.cookiejar
 import json
+import logging
 import re
 import socket
 import ssl
@@ -35,14 +37,17 @@ import httpx
 
 from ..config import HealthCheck, SmokeCheck, SmokeStep, mask_url
 from .conditions import Condition, Observation, walk_path, MISSING
+from .http_transport import CheckTransport, tls_context  # noqa: F401 (re-exported)
 from .results import CheckResult, utcnow
+
+# httpx logs every request with its full URL, query string included, at INFO. A smoke step's
+# URL may carry a token in its query: keep that logger quiet whatever the caller configures.
+logging.getLogger("httpx").setLevel(logging.WARNING)
 
 MAX_BODY_BYTES = 1024 * 1024
 MAX_REDIRECTS = 5
 EXCERPT_CHARS = 300
 DEFAULT_CONCURRENCY = 64
-# Connections per httpcore pool; a client holds as many pools as its concurrency needs.
-POOL_SIZE = 8
 USER_AGENT = "driftwatch-monitor"
 
 _TEMPLATE = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -56,36 +61,20 @@ class Exchange:
     failure: str | None = None
     content_type: str = ""
     truncated: bool = False
-    url: str = ""
 
 
 # --- the public probes ------------------------------------------------------------------
 
-_TLS_CONTEXTS: dict[bool, ssl.SSLContext] = {}
-
-
-def tls_context(verify: bool) -> ssl.SSLContext:
-    """One TLS context per mode for the whole process: loading the CA bundle costs ~0.2 s
-    (measured), too much to pay for every client of every round."""
-    if verify not in _TLS_CONTEXTS:
-        _TLS_CONTEXTS[verify] = httpx.create_ssl_context(verify=verify)
-    return _TLS_CONTEXTS[verify]
-
-
 def make_client(*, concurrency: int = DEFAULT_CONCURRENCY, verify: bool | ssl.SSLContext = True) -> httpx.AsyncClient:
-    """A client for checks: `concurrency` connections in pools of at most POOL_SIZE
-    (see _ShardedTransport), redirects followed by hand. A check with `verify_tls = false`
-    is sent through unverified pools of the same client (`verify` is the verified side)."""
-    transport = _ShardedTransport(concurrency=max(1, concurrency), verify=verify)
-    return httpx.AsyncClient(transport=transport, follow_redirects=False, trust_env=False,
-                             timeout=httpx.Timeout(10.0), headers={"User-Agent": USER_AGENT},
-                             cookies=_NoCookies())
+    """A client for checks: at most `concurrency` connections, kept alive per origin
+    (http_transport.CheckTransport), redirects followed by hand. A check with `verify_tls = false`
+    is sent over unverified connections of the same client (`verify` is the verified side)."""
+    transport = CheckTransport(concurrency=max(1, concurrency), verify=verify)
+    return _CheckClient(transport=transport, follow_redirects=False, trust_env=False,
+                        timeout=httpx.Timeout(10.0), headers={"User-Agent": USER_AGENT})
 
 
-class _NoCookies(http.cookiejar.CookieJar):
-    """Checks share a client but never cookies: a session one endpoint sets must not change
-    what another check (or the next round) sees. Also spares parsing Set-Cookie per response."""
-
+class _NoCookieJar(http.cookiejar.CookieJar):
     def extract_cookies(self, response: Any, request: Any) -> None:
         return None
 
@@ -96,79 +85,35 @@ class _NoCookies(http.cookiejar.CookieJar):
         return None
 
 
-class _ShardedTransport(httpx.AsyncBaseTransport):
-    """One client's connections as several small httpcore pools.
+class _NoCookies(httpx.Cookies):
+    """Checks share a client but never cookies: a session one endpoint sets must not change
+    what another check (or the next round) sees. Also spares the per-response work httpx does
+    before it asks the jar (two urllib Request/Response adapters: 7% of a round's CPU)."""
 
-    httpcore re-scans every (waiting request × connection) pair of a pool whenever a request
-    starts or ends; with 64 connections in one pool, 1,000 local checks took 40 s and some
-    timed out (measured). A request goes to the pool that last served its host when that
-    pool has room (its kept-alive connection is reused), else to the least busy one; a
-    request marked `extensions["driftwatch_verify"] = False` to the unverified pools.
-    """
+    def __init__(self) -> None:
+        super().__init__(_NoCookieJar())
 
-    def __init__(self, *, concurrency: int, verify: bool | ssl.SSLContext) -> None:
-        self.count = -(-concurrency // POOL_SIZE)
-        self.size = -(-concurrency // self.count)
-        self.verify = verify
-        self.groups: dict[bool, list[httpx.AsyncHTTPTransport]] = {}
-        self.busy: dict[bool, list[int]] = {}
-        self.host_pool: dict[tuple[bool, str], int] = {}
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
 
-    def _group(self, verified: bool) -> list[httpx.AsyncHTTPTransport]:
-        if verified not in self.groups:
-            verify = self.verify if verified else False
-            context = tls_context(verify) if isinstance(verify, bool) else verify
-            limits = httpx.Limits(max_connections=self.size, max_keepalive_connections=self.size,
-                                  keepalive_expiry=30)
-            self.groups[verified] = [httpx.AsyncHTTPTransport(verify=context, limits=limits, trust_env=False)
-                                     for _ in range(self.count)]
-            self.busy[verified] = [0] * self.count
-        return self.groups[verified]
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        verified = bool(request.extensions.get("driftwatch_verify", True))
-        group, busy = self._group(verified), self.busy[verified]
-        key = (verified, request.url.netloc.decode("ascii", "replace"))
-        index = self.host_pool.get(key)
-        if index is None or busy[index] >= self.size:
-            index = min(range(self.count), key=busy.__getitem__)
-        self.host_pool[key] = index
-        busy[index] += 1
-        try:
-            response = await group[index].handle_async_request(request)
-        except BaseException:
-            busy[index] -= 1
-            raise
-
-        def release() -> None:
-            busy[index] -= 1
-        return httpx.Response(status_code=response.status_code, headers=response.headers,
-                              stream=_Released(response.stream, release), extensions=response.extensions)
-
-    async def aclose(self) -> None:
-        for group in self.groups.values():
-            for transport in group:
-                await transport.aclose()
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
 
 
-class _Released(httpx.AsyncByteStream):
-    """A response stream that says when it is closed (its connection is free again)."""
+_NO_COOKIES = _NoCookies()
+_NO_AUTH = httpx.Auth()  # sends the request as it is
 
-    def __init__(self, stream: Any, release: Any) -> None:
-        self.stream = stream
-        self.release = release
 
-    async def __aiter__(self) -> Any:
-        async for chunk in self.stream:
-            yield chunk
+class _CheckClient(httpx.AsyncClient):
+    """httpx's client whose cookies are always none (see _NoCookies)."""
 
-    async def aclose(self) -> None:
-        release, self.release = self.release, None
-        try:
-            await self.stream.aclose()
-        finally:
-            if release is not None:
-                release()
+    @property  # type: ignore[override]
+    def cookies(self) -> httpx.Cookies:
+        return _NO_COOKIES
+
+    @cookies.setter
+    def cookies(self, value: Any) -> None:
+        return None
 
 
 async def run_health(client: httpx.AsyncClient, check: HealthCheck) -> CheckResult:
@@ -296,24 +241,26 @@ async def _exchange(client: httpx.AsyncClient, method: str, url: str, headers: d
     """Send one request (following redirects by hand) under a hard deadline of timeout_s."""
     timeout = httpx.Timeout(timeout_s)
     kwargs: dict[str, Any] = {"headers": headers, "timeout": timeout}
-    if not verify:  # read by _ShardedTransport (a plain client ignores it)
+    if not verify:  # read by CheckTransport (a plain client ignores it)
         kwargs["extensions"] = {"driftwatch_verify": False}
     if json_body is not None:
         kwargs["json"] = json_body
     elif body is not None:
         kwargs["content"] = body.encode("utf-8")
     t0 = time.perf_counter()
-    shown = mask_url(url)
     try:
-        request = client.build_request(method, url, **kwargs)
+        request = client.build_request(method, _parsed_url(url), **kwargs)
     except (httpx.InvalidURL, httpx.UnsupportedProtocol, ValueError) as exc:
-        return Exchange(None, f"invalid URL {shown}: {exc}", url=shown)
+        return Exchange(None, f"invalid URL {mask_url(url)}: {exc}")
     response: httpx.Response | None = None
     hops: list[str] = []
     try:
         async with asyncio.timeout(timeout_s):
             while True:
-                response = await client.send(request, stream=True, follow_redirects=False)
+                # httpx looks for credentials in every request's URL (unquoting them); a URL
+                # without any, on a client without auth, needs no auth flow: 2% of a round's CPU
+                auth = _NO_AUTH if client.auth is None and not request.url.userinfo else httpx.USE_CLIENT_DEFAULT
+                response = await client.send(request, stream=True, follow_redirects=False, auth=auth)
                 if not (follow_redirects and response.has_redirect_location and response.next_request):
                     break
                 hops.append(mask_url(str(response.headers.get("location", ""))))
@@ -323,7 +270,7 @@ async def _exchange(client: httpx.AsyncClient, method: str, url: str, headers: d
                     loop = " (a loop)" if len(set(hops)) < len(hops) else ""
                     return Exchange(Observation(connected=True, response_time_ms=_ms(t0)),
                                     f"too many redirects{loop}: more than {MAX_REDIRECTS}, "
-                                    f"last to {hops[-1]}", url=shown)
+                                    f"last to {hops[-1]}")
                 request = next_request
             chunks: list[bytes] = []
             size = 0
@@ -342,18 +289,24 @@ async def _exchange(client: httpx.AsyncClient, method: str, url: str, headers: d
         status = response.status_code if response is not None else None
         what = ("the body did not arrive" if status is not None else "no response")
         obs = Observation(status=status, connected=status is not None, response_time_ms=_ms(t0))
-        return Exchange(obs, f"timeout: {what} within {_seconds(timeout_s)} s", url=shown)
+        return Exchange(obs, f"timeout: {what} within {_seconds(timeout_s)} s")
     except httpx.HTTPError as exc:
         if response is not None:
             await response.aclose()
-        return Exchange(Observation(connected=False, response_time_ms=None), _network_reason(exc, timeout_s),
-                        url=shown)
+        return Exchange(Observation(connected=False, response_time_ms=None), _network_reason(exc, timeout_s))
     finally:
         if response is not None and not response.is_closed:
             await response.aclose()
     obs = Observation(status=response.status_code, body=data, response_time_ms=elapsed,
                       certificate_expiration_s=cert, connected=True)
-    return Exchange(obs, None, response.headers.get("content-type", ""), truncated, url=shown)
+    return Exchange(obs, None, response.headers.get("content-type", ""), truncated)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed_url(url: str) -> httpx.URL:
+    """A check's URL parsed once, not every round (httpx.URL is immutable; a URL that does
+    not parse raises here as it would in build_request)."""
+    return httpx.URL(url)
 
 
 def _network_reason(exc: httpx.HTTPError, timeout_s: float) -> str:
