@@ -177,8 +177,10 @@ def _deployment_uuid() -> str:
 # -- the configuration -----------------------------------------------------------------------
 
 def config_text(*, database_url: str, data_dir: Path, coolify_url: str | None, backend_url: str | None,
-                interval_s: int = 10) -> str:
-    """driftwatch.toml for the demo (keys of issue 6 §1; paths relative to this file's folder)."""
+                interval_s: int = 5) -> str:
+    """driftwatch.toml for the demo (keys of issue 6 §1; paths relative to this file's folder).
+    Its checks run every `interval_s` (the dashboard's poller keeps each check's interval), short
+    so the demo shows a change within seconds, as the dashboard's default 5 s refresh does."""
     lines = [
         "# Written by `driftwatch demo`: the sample app's environment on this machine.",
         "[store]",
@@ -202,8 +204,8 @@ def config_text(*, database_url: str, data_dir: Path, coolify_url: str | None, b
     if backend_url:
         lines += [
             "", f"[[environments.{ENVIRONMENT}.health]]", 'name = "api health"', f'url = "{backend_url}/health"',
-            "interval_s = 10", 'conditions = ["[STATUS] == 200", "[BODY].status == ok"]',
-            "", f"[[environments.{ENVIRONMENT}.smoke]]", 'name = "create project"', "interval_s = 10",
+            f"interval_s = {interval_s}", 'conditions = ["[STATUS] == 200", "[BODY].status == ok"]',
+            "", f"[[environments.{ENVIRONMENT}.smoke]]", 'name = "create project"', f"interval_s = {interval_s}",
             f"[[environments.{ENVIRONMENT}.smoke.steps]]", 'method = "POST"',
             f'url = "{backend_url}/api/apps/avatar-creator/projects"',
             'headers = { Authorization = "env:DRIFTWATCH_DEMO_API_AUTH" }',
