@@ -173,7 +173,7 @@ def test_3b_resolving_the_migration_turns_every_check_ok(demo: Demo, page):
     full_screenshot(page, ARTEFACTS / "4a-actions-resolved.png")
     assert "recorded 20251012082000_add_avatar_projects as applied" in main_text(page), main_text(page)
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Overview").click()
-    page.get_by_text("Every environment is ok.").wait_for(timeout=30_000)
+    page.get_by_text("Every environment is ok.").wait_for(timeout=60_000)
     no_exception(page)
     full_screenshot(page, ARTEFACTS / "4b-overview-all-ok.png")
 
