@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import signal
 import socket
 import string
 import subprocess
@@ -32,6 +31,7 @@ from typing import IO, Callable
 
 from .demo import SAMPLE_APP, DemoEnvironment, sample_migrations, start_demo
 from .errors import DriftwatchError, UsageError
+from .shell import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENT = "demo"
@@ -228,15 +228,7 @@ class Child:
     log: IO[bytes]
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-            except ProcessLookupError:
-                pass
+        stop_group(self.proc)
         self.log.close()
 
 

@@ -11,6 +11,7 @@ terminated, so a hung `npx` child cannot outlive Driftwatch.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -51,7 +52,6 @@ def run_command(
     so a command that prompts fails instead of hanging.
     """
     import queue
-    import signal
 
     if not command or not command.strip():
         raise UsageError("the command is empty")
@@ -142,3 +142,16 @@ def _signal_group(proc: subprocess.Popen[bytes], sig: int) -> None:
         os.killpg(proc.pid, sig)  # start_new_session: the group id is the shell's pid
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def stop_group(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:
+    """SIGTERM a child started with `start_new_session`, and whatever it started (its group);
+    SIGKILL after `grace` seconds. A process already gone is fine."""
+    if proc.poll() is not None:
+        return
+    _signal_group(proc, signal.SIGTERM)
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        _signal_group(proc, signal.SIGKILL)
+        proc.wait(timeout=grace)

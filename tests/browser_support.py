@@ -7,7 +7,6 @@ Playwright's own browser download (`playwright install`) is never used. Without
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from typing import IO
 
 import httpx
 import pytest
+
+from checks.shell import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("DRIFTWATCH_CHROMIUM", "/usr/bin/chromium")
@@ -84,15 +85,7 @@ class StreamlitServer:
 
     def stop(self) -> None:
         """Stop the server and anything it started: the whole process group."""
-        if self.proc.poll() is None:
-            try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-            except ProcessLookupError:
-                pass
+        stop_group(self.proc)
         self._log.close()
 
 
