@@ -835,6 +835,128 @@ def run_script(conn: "psycopg.Connection", script: str, limits: Limits | None = 
                 pass
 
 
+@dataclass(frozen=True)
+class ScriptRehearsal:
+    """What `rehearse_scripts` saw of one script. `status`: "rehearsed" (it ran; rolled back
+    with the rest), "failed" (PostgreSQL refused it: `error`, `sqlstate`, `statement`),
+    "cannot_rehearse" (it would commit or cannot run inside a transaction: `error` says why),
+    or "not_rehearsed" (an earlier script stopped the rehearsal)."""
+
+    index: int
+    status: str
+    seconds: float = 0.0
+    statements: int = 0
+    error: str | None = None
+    sqlstate: str | None = None
+    statement: int | None = None  # 0-based, the failing statement when PostgreSQL said where
+
+
+_UNSAFE_NEW_ENUM_VALUE = "55P04"
+
+
+def rehearse_scripts(conn: "psycopg.Connection", scripts: Sequence[str], limits: Limits | None = None, *,
+                     before_rollback: Callable[["psycopg.Connection"], None] | None = None
+                     ) -> tuple[ScriptRehearsal, ...]:
+    """Run whole SQL files one after another, each as one simple query (as `run_script` and
+    Prisma run a migration), inside ONE transaction that is always rolled back.
+
+    Why one transaction: a later migration may need what an earlier one creates, and
+    nothing may stay behind. Each script runs under a savepoint, so that a failure leaves the
+    transaction usable for `before_rollback(conn)` (an inspection of what the scripts that
+    did run left). It stops at the first script that fails, since a deploy stops there too,
+    and refuses — without running it — a script that would commit (its own BEGIN/COMMIT) or
+    cannot run inside a transaction (CREATE INDEX CONCURRENTLY…). A script using an enum
+    value added by an earlier one cannot be rehearsed either: PostgreSQL allows that only
+    after the adding transaction commits, which a deploy does between migrations.
+    """
+    import psycopg
+    from psycopg import pq
+
+    limits = limits or Limits()
+    if conn.closed or conn.broken:
+        raise DatabaseError("the connection is closed")
+    if conn.info.transaction_status != pq.TransactionStatus.IDLE:
+        raise UsageError("the connection is already inside a transaction; the guard needs an idle one")
+    version = conn.info.server_version
+    target = _target(conn)
+    results: list[ScriptRehearsal] = []
+    autocommit = conn.autocommit
+    conn.autocommit = True  # BEGIN and ROLLBACK are ours
+    watcher = _LockWatcher(conn, limits)
+    try:
+        conn.execute("BEGIN", prepare=False)
+        conn.execute(_timeouts(limits, local=True), prepare=False)
+        for i, script in enumerate(scripts):
+            if results and results[-1].status != "rehearsed":
+                results.append(ScriptRehearsal(i, "not_rehearsed"))
+                continue
+            try:
+                spans: list[tuple[int, int]] | None = statement_spans(script)
+            except UsageError:
+                spans = None
+            stmts = [script[a:b] for a, b in spans] if spans else []
+            why = _not_rehearsable(stmts, version)
+            if why is not None:
+                results.append(ScriptRehearsal(i, "cannot_rehearse", statements=len(stmts), error=why))
+                continue
+            conn.execute(f"SAVEPOINT driftwatch_script_{i}", prepare=False)
+            t0 = time.monotonic()
+            watcher.started()
+            try:
+                cur = conn.execute(script, prepare=False)
+                while cur.nextset():
+                    pass
+            except psycopg.Error as exc:
+                seen = watcher.finished()
+                if _is_dead(conn):
+                    raise ConnectionLost(f"lost the connection to {target} while rehearsing: {_first(exc)}; "
+                                         "nothing was changed") from None
+                conn.execute(f"ROLLBACK TO SAVEPOINT driftwatch_script_{i}", prepare=False)
+                at = _locate(script, spans, exc)
+                if exc.sqlstate == _UNSAFE_NEW_ENUM_VALUE and i > 0:
+                    results.append(ScriptRehearsal(
+                        i, "cannot_rehearse", time.monotonic() - t0, len(stmts),
+                        "it uses an enum value an earlier migration adds; PostgreSQL allows that only once the "
+                        "adding transaction has committed (a deploy commits each migration), so it cannot be "
+                        f"rehearsed in one transaction ({_db_error(exc)})", exc.sqlstate, at))
+                    continue
+                failed = _statement_error(exc, target, at, len(stmts), stmts, limits, seen, None,
+                                          done="a deploy would stop here")
+                results.append(ScriptRehearsal(i, "failed", time.monotonic() - t0, len(stmts), str(failed),
+                                               exc.sqlstate, at))
+                continue
+            watcher.finished()
+            conn.execute(f"RELEASE SAVEPOINT driftwatch_script_{i}", prepare=False)
+            results.append(ScriptRehearsal(i, "rehearsed", time.monotonic() - t0, len(stmts)))
+        if before_rollback is not None:
+            before_rollback(conn)
+        return tuple(results)
+    except psycopg.Error as exc:
+        if _is_dead(conn):
+            raise ConnectionLost(f"lost the connection to {target} while rehearsing: {_first(exc)}; "
+                                 "nothing was changed") from None
+        raise DatabaseError(f"{target}: the rehearsal failed: {_db_error(exc)}; nothing was changed") from None
+    finally:
+        watcher.close()
+        _rollback(conn)
+        if not conn.closed and not conn.broken:
+            try:
+                conn.autocommit = autocommit
+            except Exception:
+                pass
+
+
+def _not_rehearsable(stmts: Sequence[str], server_version: int) -> str | None:
+    """Why a script cannot be rehearsed inside a transaction, or None."""
+    for j, stmt in enumerate(stmts):
+        if is_transaction_control(stmt):
+            return (f"statement {j + 1} ({first_line(stmt)}) is its own transaction control: rehearsing it would "
+                    "commit, so it is not run")
+        if needs_own_transaction(stmt, server_version_num=server_version):
+            return f"statement {j + 1} ({first_line(stmt)}) cannot run inside a transaction, so it is not run"
+    return None
+
+
 def _locate(script: str, spans: list[tuple[int, int]] | None, exc: "psycopg.Error") -> int | None:
     """The index of the statement PostgreSQL's error position points into, if it gave one."""
     diag = getattr(exc, "diag", None)

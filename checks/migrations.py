@@ -4,6 +4,7 @@
     checksum(sql) -> str                       checksum_matches(sql, stored) -> bool
     status(url, migrations_dir) -> MigrationStatus
     deploy(url, migrations_dir, limits=None, *, on_progress=None) -> DeployResult
+    rehearse_deploy(url, migrations_dir, limits=None, *, before_rollback=None) -> DeployRehearsal
     resolve_applied(url, migrations_dir, name, limits=None) -> ResolveResult
     resolve_rolled_back(url, migrations_dir, name, limits=None) -> ResolveResult
     split_prisma_url(url) -> (libpq_url, schema)
@@ -482,11 +483,86 @@ def deploy(
                         tuple(warnings), time.monotonic() - started)
 
 
+@dataclass(frozen=True)
+class RehearsedMigration:
+    """One pending migration in a deploy rehearsal (`checks.guard.ScriptRehearsal`'s status)."""
+
+    name: str
+    status: str  # rehearsed | failed | cannot_rehearse | not_rehearsed
+    seconds: float = 0.0
+    statements: int = 0
+    error: str | None = None
+    sqlstate: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployRehearsal:
+    """What `deploy` would do now, found by doing it in a transaction that was rolled back."""
+
+    database: str  # redacted
+    migrations: tuple[RehearsedMigration, ...]  # the ones deploy would apply, in its order
+    already_applied: tuple[str, ...]
+    would_create_table: bool  # `_prisma_migrations` does not exist yet: deploy creates it
+    seconds: float
+
+    @property
+    def clean(self) -> bool:
+        """Every pending migration ran (and was rolled back)."""
+        return all(m.status == "rehearsed" for m in self.migrations)
+
+    def names(self, *statuses: str) -> list[str]:
+        return [m.name for m in self.migrations if m.status in statuses]
+
+
+def rehearse_deploy(url: str, migrations_dir: str | os.PathLike[str], limits: Limits | None = None, *,
+                    before_rollback: Callable[["psycopg.Connection"], None] | None = None) -> DeployRehearsal:
+    """`deploy`, rehearsed: the same refusals (P3019, P3005, P3009) raised as deploy raises them,
+    then every pending migration's script run in one transaction that is rolled back
+    (`checks.guard.rehearse_scripts`), under Prisma's lock so that no deploy runs meanwhile.
+    Nothing is written, not even `_prisma_migrations` or its rows. `before_rollback(conn)`
+    sees the database as the migrations left it (the operation layer diffs it with the
+    schema, to say what would still be missing after the deploy)."""
+    import psycopg
+
+    from .guard import rehearse_scripts
+
+    limits = limits or Limits()
+    started = time.monotonic()
+    folder = read_migrations_dir(migrations_dir)
+    conn_url, schema = split_prisma_url(url)
+    with exclusive_session(conn_url, limits, application_name="driftwatch migrate deploy (rehearsal)") as conn:
+        try:
+            tables = _use_schema(conn, schema, url)
+            managed = MIGRATIONS_TABLE in tables
+            if not managed:
+                _refuse_unmanaged(schema, tables, folder)
+            rows = _load_rows(conn, schema) if managed else []
+        except psycopg.Error as exc:
+            raise DatabaseError(f"cannot read the migration history of {redact(url)}: {scrub(_first(exc), url)}") \
+                from None
+        _refuse_failed(rows)
+        live = {r.migration_name for r in rows if r.rolled_back_at is None}
+        unapplied = [m for m in folder.migrations if m.name not in live]
+        seen = rehearse_scripts(conn, [m.script for m in unapplied], limits, before_rollback=before_rollback)
+    rehearsed = tuple(RehearsedMigration(m.name, r.status, r.seconds, r.statements,
+                                         scrub(r.error, url) if r.error else None, r.sqlstate)
+                      for m, r in zip(unapplied, seen))
+    return DeployRehearsal(redact(url), rehearsed, tuple(sorted(live & set(folder.names))), not managed,
+                           time.monotonic() - started)
+
+
 def _initialize(conn: "psycopg.Connection", schema: str, tables: list[str], folder: MigrationsDir,
                 limits: Limits) -> bool:
     """Prisma's `initialize`: P3005 on a non-empty unmanaged schema, else create the table."""
     if MIGRATIONS_TABLE in tables:
         return False
+    _refuse_unmanaged(schema, tables, folder)
+    _create_table(conn, schema, limits)
+    return True
+
+
+def _refuse_unmanaged(schema: str, tables: list[str], folder: MigrationsDir) -> None:
+    """P3005: a schema with tables but no `_prisma_migrations` is not Prisma's to deploy into."""
     others = [t for t in tables if not _IGNORED_TABLES.match(t)]
     if others:
         hint = ""
@@ -499,8 +575,6 @@ def _initialize(conn: "psycopg.Connection", schema: str, tables: list[str], fold
             f"https://pris.ly/d/migrate-baseline (schema {schema} has {len(others)} table(s) and no "
             f"{MIGRATIONS_TABLE} table{hint})",
         )
-    _create_table(conn, schema, limits)
-    return True
 
 
 def _create_table(conn: "psycopg.Connection", schema: str, limits: Limits) -> None:

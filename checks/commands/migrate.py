@@ -2,6 +2,7 @@
 
     driftwatch migrate status  --database-url URL [--migrations DIR] [--format text|json]
     driftwatch migrate deploy  --database-url URL [--migrations DIR] [--lock-timeout S] [--statement-timeout S]
+    driftwatch migrate deploy  --database-url URL [--migrations DIR] --rehearse
     driftwatch migrate deploy  --database-url URL [--migrations DIR] --command "bunx prisma migrate deploy" [--timeout S]
     driftwatch migrate resolve --applied NAME | --rolled-back NAME  --database-url URL [--migrations DIR]
     driftwatch migrate diff    [--migrations DIR] [--schema PATH] [--shadow-database-url URL] [--format text|json]
@@ -12,6 +13,11 @@ nothing is left pending or failed afterwards, 2 when something still is (possibl
 --command: Prisma reported success on another database), 1 on error (P3005, P3009, P3018,
 lock busy, timeout…). `resolve` 0 or 1. `diff` (checks.replay) 0 when the migrations build the
 schema, 2 when they do not, 1 when a migration fails on an empty database or on error.
+
+`deploy --rehearse` runs every pending migration's script in one transaction that is rolled
+back, under Prisma's lock, and says which would fail and what would still differ from the
+schema beside the migrations folder afterwards (exit 0 clean and in sync, 2 clean but drift
+would remain or a migration cannot be rehearsed in a transaction, 1 a migration fails or error).
 
 `deploy --command` runs Prisma's own deploy (any shell command) with DATABASE_URL set to the
 given URL, streams its output, kills its process group after --timeout, and checks the
@@ -59,6 +65,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="give up a statement that waits longer than S seconds for a lock (default: 5)")
     d.add_argument("--statement-timeout", type=float, metavar="S",
                    help="give up a statement that runs longer than S seconds (default: 60)")
+    d.add_argument("--rehearse", action="store_true",
+                   help="run the pending migrations in a transaction that is rolled back: what would fail, and "
+                        "what would still differ from the schema after the deploy")
     d.add_argument("--command", metavar="CMD",
                    help='run this deploy command instead (e.g. "bunx prisma migrate deploy"), with DATABASE_URL '
                         "set to --database-url; its output is streamed")
@@ -238,6 +247,8 @@ def cmd_deploy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from checks.errors import UsageError
 
     url = database_url_from(args)
+    if args.rehearse and args.command is not None:
+        raise UsageError("--rehearse rehearses Driftwatch's own deploy; it cannot rehearse a --command")
     if args.command is not None:
         if args.lock_timeout is not None or args.statement_timeout is not None:
             raise UsageError("--lock-timeout and --statement-timeout apply to Driftwatch's own deploy; "
@@ -245,7 +256,59 @@ def cmd_deploy(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return _deploy_command(args, url, out, err)
     if args.timeout is not None:
         raise UsageError("--timeout goes with --command")
+    if args.rehearse:
+        return _deploy_rehearsal(args, url, out, err)
     return _deploy_native(args, url, out, err)
+
+
+def _deploy_rehearsal(args: argparse.Namespace, url: str, out: TextIO, err: TextIO) -> int:
+    from checks.cli import EXIT_DRIFT, EXIT_ERROR, EXIT_OK, caller_from, limits_from
+    from checks.operations import rehearse_deploy
+
+    done = rehearse_deploy(url, args.migrations, limits=limits_from(args), caller=caller_from(args))
+    _warn(done.warnings, err)
+    if done.error is not None:
+        _print_details(done.error, out)
+        raise done.error
+    out.write(render_rehearsal(done))
+    result = done.result
+    assert result is not None
+    if result.names("failed"):
+        return EXIT_ERROR
+    if not result.clean or (done.after is not None and not done.after.in_sync()):
+        return EXIT_DRIFT
+    return EXIT_OK
+
+
+def render_rehearsal(done: Any) -> str:
+    """A deploy rehearsal as text: per migration what happened, then what would remain."""
+    result = done.result
+    lines = []
+    if not result.migrations:
+        lines.append(f"{done.database}: no pending migrations: a deploy would apply nothing.")
+    else:
+        lines.append(f"{done.database}: rehearsed {len(result.migrations)} pending migration(s) in one transaction, "
+                     f"rolled back ({result.seconds:.2f} s): nothing was changed.")
+        for m in result.migrations:
+            line = f"  {m.name}: {m.status.replace('_', ' ')}"
+            if m.status == "rehearsed":
+                line += f" ({m.statements} statement(s), {m.seconds:.2f} s)"
+            lines.append(line)
+            if m.error:
+                lines.append(f"    {m.error}")
+        if result.would_create_table:
+            lines.append("The deploy would also create the _prisma_migrations table.")
+    if done.after is not None and result.migrations:
+        findings = list(done.after.findings)
+        if not findings:
+            lines.append("After it, the database would be in sync with the schema.")
+        else:
+            lines.append(f"After it, {len(findings)} finding(s) would remain:")
+            lines += [f"  - {f.severity} {f.message}" for f in findings]
+    elif done.after is None and result.migrations:
+        lines.append("What would remain after it is unknown (no schema.prisma beside the migrations folder, or the "
+                     "inspection failed).")
+    return "\n".join(lines) + "\n"
 
 
 def _deploy_native(args: argparse.Namespace, url: str, out: TextIO, err: TextIO) -> int:

@@ -15,8 +15,8 @@ Modules (each function takes plain parameters and returns a result dataclass; th
                describe_failure; drift_json
     fix        plan_fix / rehearse_fix / apply_fix -> FixResult
     runbook    run_runbook -> RunbookResult
-    migrate    deploy_migrations -> DeployOutcome, deploy_with_command -> CommandDeployOutcome,
-               resolve_migration -> ResolveOutcome
+    migrate    deploy_migrations -> DeployOutcome, rehearse_deploy -> DeployRehearsalOutcome,
+               deploy_with_command -> CommandDeployOutcome, resolve_migration -> ResolveOutcome
     next_step  next_steps(drift, history, schema=) -> NextSteps: a pure function, the one
                source of "what to do next"
 
@@ -30,9 +30,11 @@ from .fix import FixResult, apply_fix, plan_fix, rehearse_fix
 from .migrate import (
     CommandDeployOutcome,
     DeployOutcome,
+    DeployRehearsalOutcome,
     ResolveOutcome,
     deploy_migrations,
     deploy_with_command,
+    rehearse_deploy,
     resolve_migration,
 )
 from .next_step import NextSteps, Step, next_steps
@@ -42,6 +44,7 @@ __all__ = [
     "Caller",
     "CommandDeployOutcome",
     "DeployOutcome",
+    "DeployRehearsalOutcome",
     "FixResult",
     "GuardedRun",
     "NextSteps",
@@ -56,6 +59,7 @@ __all__ = [
     "limits",
     "next_steps",
     "plan_fix",
+    "rehearse_deploy",
     "rehearse_fix",
     "resolve_migration",
     "run_runbook",

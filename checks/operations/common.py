@@ -185,6 +185,29 @@ def drift_json(report: "DriftReport") -> dict[str, Any]:
     return {"summary": data["summary"], "findings": data["findings"]}
 
 
+def drift_peek(expected: Any, into: Any, warnings: list[str]) -> Any:
+    """A `before_rollback` hook for a rehearsal: inside its transaction, inspect the catalog the
+    rehearsed statements left and diff it with `expected`, setting `into.after` — so that a
+    rehearsal says what would still be missing *after* it, not only what is missing now. A
+    failed inspection only loses that preview (a warning), never the rehearsal."""
+    from checks.diff import diff
+    from checks.errors import DriftwatchError
+    from checks.inspect.live import inspect_database
+
+    def peek(conn: Any) -> None:
+        try:
+            conn.execute("SAVEPOINT driftwatch_peek", prepare=False)
+            actual = inspect_database(conn, expected.schemas)
+            conn.execute("RELEASE SAVEPOINT driftwatch_peek", prepare=False)
+        except DriftwatchError as exc:
+            conn.execute("ROLLBACK TO SAVEPOINT driftwatch_peek", prepare=False)
+            warnings.append(f"could not inspect the rehearsed database: {exc}")
+            return
+        into.after = diff(expected, actual)
+
+    return peek
+
+
 def pending_migrations(url: str, schema: str | None, migrations_dir: str | None = None) -> Any:
     """The migration summary for the folder beside `schema` (or the one given), or None.
 

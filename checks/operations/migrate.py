@@ -2,12 +2,15 @@
 
     deploy_migrations(url, migrations_dir, *, schema=None, limits=None, on_progress=None,
                       caller=Caller()) -> DeployOutcome
+    rehearse_deploy(url, migrations_dir, *, schema=None, limits=None,
+                    caller=Caller()) -> DeployRehearsalOutcome
     deploy_with_command(url, migrations_dir, command, *, timeout, schema=None, on_line=None,
                         on_start=None, caller=Caller()) -> CommandDeployOutcome
     resolve_migration(url, migrations_dir, name, *, applied: bool, schema=None,
                       caller=Caller()) -> ResolveOutcome
 
-Each is recorded in the audit log (kinds "deploy", "migrate_command", "resolve") as started
+Each is recorded in the audit log (kinds "deploy", "migrate_command", "resolve"; a deploy
+rehearsal is kind "deploy" with outcome "rehearsed") as started
 before it writes, with the SQL it runs (the migrations' scripts, the command, the rows of
 `_prisma_migrations`) and the drift before and after (deploy) or before (resolve: it changes
 the history, not the schema). The drift needs the schema: `schema`, else the
@@ -21,12 +24,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
-from .common import Caller, drift_json
+from .common import Caller, drift_json, drift_peek
 
 if TYPE_CHECKING:
     from checks.errors import DriftwatchError
     from checks.guard import Limits
-    from checks.migrations import DeployResult, MigrationStatus, ResolveResult
+    from checks.findings import DriftReport
+    from checks.migrations import DeployRehearsal, DeployResult, MigrationStatus, ResolveResult
     from checks.shell import CommandResult
 
 @dataclass
@@ -38,6 +42,28 @@ class DeployOutcome:
     error: "DriftwatchError | None" = None
     audit_id: int | None = None
     warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeployRehearsalOutcome:
+    """A deploy rehearsed: each pending migration's script run and rolled back (`result`), the
+    drift now (`before`) and the drift the migrations would leave (`after`, seen inside the
+    rehearsal's transaction; None when the schema is unknown or that inspection failed)."""
+
+    database: str
+    migrations_dir: str
+    limits: "Limits"
+    result: "DeployRehearsal | None" = None
+    before: "DriftReport | None" = None
+    after: "DriftReport | None" = None
+    error: "DriftwatchError | None" = None
+    audit_id: int | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """The rehearsal ran and every pending migration went through."""
+        return self.error is None and self.result is not None and self.result.clean
 
 
 @dataclass
@@ -142,6 +168,57 @@ def deploy_migrations(url: str, migrations_dir: str | os.PathLike[str], *, schem
                 action.statements = _scripts(migrations_dir, [a.name for a in result.applied])
                 action.details.update(applied=[a.name for a in result.applied], warnings=list(result.warnings))
                 action.drift_after = _drift(url, schema_path, action.details, "after") if result.applied else before
+    except DriftwatchError as exc:
+        outcome.error = exc
+    return outcome
+
+
+def rehearse_deploy(url: str, migrations_dir: str | os.PathLike[str], *, schema: str | os.PathLike[str] | None = None,
+                    limits: "Limits | None" = None, caller: Caller = Caller()) -> DeployRehearsalOutcome:
+    """`migrate deploy`, rehearsed (`checks.migrations.rehearse_deploy`): what would fail, and
+    what would still be missing after it, before anyone runs it. Recorded as a deploy with
+    outcome "rehearsed" (its SQL, the drift now, and per migration what happened)."""
+    from checks.check import check_database
+    from checks.db import redact
+    from checks.errors import DriftwatchError
+    from checks.migrations import rehearse_deploy as rehearse, status
+
+    from .common import limits as make_limits
+
+    lim = limits or make_limits()
+    outcome = DeployRehearsalOutcome(redact(url), str(migrations_dir), lim)
+    details: dict[str, Any] = {"migrations": str(migrations_dir), "mode": "rehearsed",
+                               "command": f"driftwatch migrate deploy --rehearse --migrations {migrations_dir}",
+                               "lock_timeout": lim.lock_timeout, "statement_timeout": lim.statement_timeout}
+    try:
+        with caller.audit_store() as store:
+            try:
+                waiting = status(url, migrations_dir).names("pending", "rolled_back")
+            except DriftwatchError:
+                waiting = []  # the rehearsal itself says what is wrong
+            schema_path = _schema_for(migrations_dir, schema)
+            expected = None
+            if schema_path is None:
+                details["drift"] = "not recorded: no schema given and no schema.prisma beside the migrations folder"
+            else:
+                try:
+                    checked = check_database(url, schema_path)
+                    outcome.before, expected = checked.report, checked.expected
+                except DriftwatchError as exc:
+                    details["drift_before_error"] = str(exc)
+            with caller.action(store, "deploy", warnings=outcome.warnings, database=url, target=str(migrations_dir),
+                               statements=_scripts(migrations_dir, waiting),
+                               drift_before=drift_json(outcome.before) if outcome.before is not None else None,
+                               details=details, outcome="rehearsed") as action:
+                outcome.audit_id = action.id
+                peek = drift_peek(expected, outcome, outcome.warnings) if expected is not None else None
+                outcome.result = result = rehearse(url, migrations_dir, lim, before_rollback=peek)
+                action.details.update(
+                    rehearsed=[{"migration": m.name, "status": m.status, "error": m.error} for m in result.migrations],
+                    would_remain=[f.message for f in outcome.after.findings] if outcome.after is not None else None)
+                if not result.clean:
+                    action.outcome = "failed"
+                    action.error = next((f"{m.name}: {m.error}" for m in result.migrations if m.error), None)
     except DriftwatchError as exc:
         outcome.error = exc
     return outcome

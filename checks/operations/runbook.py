@@ -22,6 +22,7 @@ from .common import (
     Caller,
     GuardedRun,
     drift_json,
+    drift_peek,
     limits as make_limits,
     pending_migrations,
     record_refusal,
@@ -101,7 +102,7 @@ def run_runbook(url: str, schema: str | Path, book: "Runbook", *, apply: bool = 
                                        details=details, outcome=result.mode) as action:
                         result.started = True
                         result.audit_id = action.id
-                        peek = None if apply else _would_remain(before, result)
+                        peek = None if apply else drift_peek(before.expected, result, result.warnings)
                         run_statements(conn, statements, lim, rehearse=not apply, run=result.guarded,
                                        before_rollback=peek)
                         if apply:
@@ -114,27 +115,6 @@ def run_runbook(url: str, schema: str | Path, book: "Runbook", *, apply: bool = 
     except DriftwatchError as exc:
         result.error = exc
     return result
-
-
-def _would_remain(before: Any, result: RunbookResult) -> Any:
-    """A hook for the rehearsal's transaction: inspect the catalog the runbook left, diff it
-    with the schema, before the rollback. A failed inspection only loses the preview."""
-    from checks.diff import diff
-    from checks.errors import DriftwatchError
-    from checks.inspect.live import inspect_database
-
-    def peek(conn: Any) -> None:
-        try:
-            conn.execute("SAVEPOINT driftwatch_peek", prepare=False)
-            actual = inspect_database(conn, before.expected.schemas)
-            conn.execute("RELEASE SAVEPOINT driftwatch_peek", prepare=False)
-        except DriftwatchError as exc:
-            conn.execute("ROLLBACK TO SAVEPOINT driftwatch_peek", prepare=False)
-            result.warnings.append(f"could not inspect the rehearsed database: {exc}")
-            return
-        result.after = diff(before.expected, actual)
-
-    return peek
 
 
 def _collisions(history: "MigrationSummary | None", statements: list[str]) -> dict[str, tuple[str, ...]]:
