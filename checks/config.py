@@ -15,7 +15,7 @@ three steps, so that each failure is reported where it belongs:
    still run; a probe given a check with problems reports `error`;
 3. the resolved values are validated again (a variable holding "not a URL" is named).
 
-Relative paths (schema, migrations, git.repo, file: references, a SQLite store) are
+Relative paths (schema, migrations, git.repo, migrate.cwd, file: references, a SQLite store) are
 relative to the configuration file's folder, so the file means the same from any directory.
 A literal password in a database URL or a secret-looking header is accepted with a
 warning (`Config.warnings`); `masked()` gives what may be shown.
@@ -246,6 +246,16 @@ class CoolifyConfig(_Check):
     timeout_s: Seconds = DEFAULT_TIMEOUT_S
 
 
+class MigrateCommand(_Model):
+    """The application's own deploy command (`npx prisma migrate deploy`…), offered on the
+    dashboard's Actions page beside Driftwatch's deploy. Only a command written here runs:
+    nobody types a shell command into a browser."""
+
+    command: str = Field(min_length=1)
+    cwd: Path = Path(".")
+    timeout_s: Seconds = 600
+
+
 class EnvironmentConfig(_Model):
     """One watched environment, secrets resolved. `problems` lists the references that
     could not be resolved (each check also carries its own); `database_problems` those
@@ -259,6 +269,7 @@ class EnvironmentConfig(_Model):
     failure_threshold: Annotated[int, Field(ge=1)] = DEFAULT_FAILURE_THRESHOLD
     git: GitSource | None = None
     coolify: CoolifyConfig | None = None
+    migrate: MigrateCommand | None = None
     health: tuple[HealthCheck, ...] = ()
     smoke: tuple[SmokeCheck, ...] = ()
     problems: tuple[ConfigProblem, ...] = Field((), exclude=True)
@@ -529,6 +540,8 @@ def _fill_paths(env: EnvironmentConfig, base: Path) -> EnvironmentConfig:
         update["migrations"] = sibling if sibling.is_dir() else None
     if env.git is not None:
         update["git"] = env.git.model_copy(update={"repo": _relative(base, env.git.repo)})
+    if env.migrate is not None:
+        update["migrate"] = env.migrate.model_copy(update={"cwd": _relative(base, env.migrate.cwd)})
     return env.model_copy(update=update)
 
 

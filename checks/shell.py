@@ -43,13 +43,15 @@ def run_command(
     *,
     tail_lines: int = 40,
     kill_grace: float = 5.0,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> CommandResult:
     """Run `command` through the shell in its own process group, streaming its output.
 
     Each output line (stdout and stderr merged, decoded as UTF-8, any password from a URL
     in `env` scrubbed) goes to `on_line` as it comes. After `timeout` seconds the whole
     process group gets SIGTERM, then SIGKILL after `kill_grace` seconds. stdin is closed,
-    so a command that prompts fails instead of hanging.
+    so a command that prompts fails instead of hanging. `cwd`: where it runs (the
+    application's folder, for a command such as `npx prisma migrate deploy`).
     """
     import queue
 
@@ -69,9 +71,10 @@ def run_command(
     started = time.monotonic()
     try:
         proc = subprocess.Popen(command, shell=True, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env=environ, start_new_session=True)
+                                stderr=subprocess.STDOUT, env=environ, start_new_session=True, cwd=cwd)
     except OSError as exc:
-        raise UsageError(f"cannot run the command: {exc.strerror or exc}") from None
+        where = f" in {cwd}" if cwd is not None and exc.filename is not None else ""
+        raise UsageError(f"cannot run the command{where}: {exc.strerror or exc}") from None
     lines: queue.Queue[bytes | None] = queue.Queue()
 
     def pump() -> None:

@@ -141,6 +141,18 @@ def migration_status(env: Any) -> Outcome:
     return Outcome(0 if found.up_to_date else 2, found.to_json())
 
 
+def migration_scripts(env: Any, names: list[str]) -> dict[str, str]:
+    """Each named migration's migration.sql (from the deployed commit when read from git)."""
+    from checks.errors import DriftwatchError
+    from checks.migrations import read_migrations_dir
+
+    try:
+        folder = read_migrations_dir(_migrations(env))
+    except DriftwatchError:
+        return {}
+    return {n: m.script for n in names if (m := folder.get(n)) is not None}
+
+
 def _caller(env: Any, actor: str) -> Any:
     from checks.operations import Caller
 
@@ -169,6 +181,48 @@ def migrate_deploy(env: Any, actor: str) -> Outcome:
         return Outcome(0 if out.error is None else 1, {"audit_id": out.audit_id}, "\n".join(lines),
                        _error(out.error, env))
     return _acting(env, actor, "migrate deploy", call)
+
+
+def rehearse_deploy(env: Any, actor: str) -> Outcome:
+    """`migrate deploy --rehearse`: each pending migration run in a transaction rolled back,
+    and what would still differ from the schema after it. `result["migrations"]` lists
+    {name, status, error}; `result["remaining"]` the findings that would remain (None: unknown)."""
+    from checks.operations import rehearse_deploy as rehearse
+
+    def call() -> Outcome:
+        out = rehearse(env.database_url, _migrations(env), schema=schema_paths(env)[0], caller=_caller(env, actor))
+        result: dict[str, Any] = {"audit_id": out.audit_id, "migrations": [], "remaining": None,
+                                  "creates_table": False}
+        if out.result is not None:
+            result["migrations"] = [{"name": m.name, "status": m.status, "statements": m.statements,
+                                     "error": m.error} for m in out.result.migrations]
+            result["creates_table"] = out.result.would_create_table
+        if out.after is not None:
+            result["remaining"] = [f"{f.severity} {f.message}" for f in out.after.findings]
+        code = 0 if out.ok else 1
+        return Outcome(code, result, "\n".join(out.warnings), _error(out.error, env))
+    return _acting(env, actor, "migrate deploy (rehearsal)", call)
+
+
+def migrate_command(env: Any, actor: str) -> Outcome:
+    """The application's own deploy command from driftwatch.toml (`[….migrate]`), supervised
+    and judged by the history before and after (`migrate deploy --command`)."""
+    from checks.operations import deploy_with_command
+
+    configured = env.config.migrate if env.config is not None else None
+    if configured is None:
+        return Outcome(1, {}, "", "no [migrate] command is configured for this environment in driftwatch.toml")
+
+    def call() -> Outcome:
+        out = deploy_with_command(env.database_url, _migrations(env), configured.command,
+                                  timeout=configured.timeout_s, schema=schema_paths(env)[0], cwd=configured.cwd,
+                                  caller=_caller(env, actor))
+        lines = list(out.result.output_tail) if out.result is not None else []
+        lines += out.warnings
+        error = _error(out.error, env) if out.error is not None else out.message
+        result = {"audit_id": out.audit_id, "applied": out.applied, "left": out.left, "command": out.command}
+        return Outcome(0 if out.ok else 1, result, "\n".join(lines), error)
+    return _acting(env, actor, "the migrate command", call)
 
 
 def migrate_resolve(env: Any, actor: str, name: str, *, applied: bool) -> Outcome:

@@ -342,12 +342,12 @@ def test_the_shipped_example_is_valid(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_the_readme_documents_every_key() -> None:
     """Every key the models accept appears in the README's configuration section."""
     from checks.config import (Config, CoolifyConfig, Defaults, EnvironmentConfig, GitSource, HealthCheck,
-                               NotifyConfig, SmokeCheck, SmokeStep, StoreConfig)
+                               MigrateCommand, NotifyConfig, SmokeCheck, SmokeStep, StoreConfig)
 
     readme = (ROOT / "README.md").read_text()
     section = readme.split("## Configuration (driftwatch.toml)", 1)[1].split("\n## ", 1)[0]
     for model in (Config, Defaults, StoreConfig, NotifyConfig, EnvironmentConfig, GitSource, CoolifyConfig,
-                  HealthCheck, SmokeCheck, SmokeStep):
+                  MigrateCommand, HealthCheck, SmokeCheck, SmokeStep):
         for name, field in model.model_fields.items():
             if field.exclude:
                 continue

@@ -91,6 +91,25 @@ def test_the_overview_flags_the_missing_table_with_its_age_and_the_next_step(inc
     assert "driftwatch migrate deploy" in shown
 
 
+def test_the_banner_says_since_when_from_the_history_store_not_from_this_dashboards_memory(incident_db, tmp_path):
+    """A dashboard started during an incident says how long it has really lasted: the store's
+    `since` (written by a poller before this dashboard ever ran), not its own first look."""
+    from checks.history.records import CheckSpec
+
+    began = datetime.now(timezone.utc) - timedelta(hours=2, minutes=17)
+    with HistoryStore.open(str(tmp_path / "history.sqlite3")) as store:
+        ids = store.register_checks("default", [CheckSpec("drift", "drift", 60)])
+        store.record_result(ids[("drift", "drift")], CheckResult(
+            "drift", "drift", "failing", "table avatar_projects does not exist", checked_at=began))
+    at = app(incident_db)
+    assert not at.exception, at.exception
+    banner = next(e.value for e in at.error if "drift failing since" in e.value)
+    expected = began.strftime("%H:%M:%S UTC") if began.date() == datetime.now(timezone.utc).date() \
+        else began.strftime("%Y-%m-%d %H:%M UTC")
+    assert f"drift failing since {expected}" in banner, banner
+    assert "at least" not in banner
+
+
 def test_the_next_step_button_opens_the_actions_page_on_the_deploy(incident_db):
     at = app(incident_db, DRIFTWATCH_DEMO_OPERATOR="1")
     button(at, "next_step").click().run()
@@ -219,16 +238,82 @@ def test_a_second_operator_sees_who_holds_the_migration_lock(incident_db):
     assert "the-other-operator" in errors, errors
 
 
-def test_migrate_deploy_from_the_actions_page_brings_the_migrations_up_to_date(incident_db):
+def test_migrate_deploy_is_rehearsed_then_confirmed_then_applied(incident_db, tmp_path):
     at = app(incident_db, "actions", DRIFTWATCH_DEMO_OPERATOR="1")
     at.radio(key="action_choice").set_value("deploy").run()
     assert "20251012082000_add_avatar_projects" in text(at)
+    assert any('CREATE TABLE "avatar_projects"' in c.value for c in at.code)  # the SQL, before anything runs
+    assert not [b for b in at.button if b.key == "deploy_apply"]  # no apply before a rehearsal
+    button(at, "deploy_rehearse").click().run()
+    assert not at.exception, at.exception
+    shown = text(at)
+    assert "Rehearsal clean: 1 migration(s) ran and were rolled back." in shown
+    assert "After the deploy the database would be in sync with the schema." in shown
+    assert list(at.dataframe[0].value["rehearsal"]) == ["rehearsed"]
+    with psycopg.connect(incident_db) as c:  # rolled back
+        assert c.execute("SELECT to_regclass('avatar_projects')").fetchone() == (None,)
     assert button(at, "deploy_apply").disabled
     at.text_input(key="deploy_confirm").input("default").run()
     button(at, "deploy_apply").click().run()
     assert not at.exception, at.exception
     after = [m.value for m in at.markdown if m.value.startswith("**migrations**")]
     assert after and ":green-badge" in after[-1], text(at)
+    with HistoryStore.open(str(tmp_path / "history.sqlite3")) as store:
+        rows = [(a.kind, a.outcome, a.actor) for a in reversed(store.list_actions(kind="deploy"))]
+    assert rows == [("deploy", "rehearsed", "demo operator"), ("deploy", "applied", "demo operator")]
+
+
+def test_after_the_emergency_sql_the_deploy_rehearsal_fails_and_apply_stays_disabled(incident_db):
+    from checks.runbooks import load_runbook
+    from checks.operations import run_runbook
+
+    book = load_runbook(ROOT / "examples" / "avatar-studio" / "runbooks", "fix-avatar-projects-table")
+    assert run_runbook(incident_db, SCHEMA, book, apply=True).error is None
+    at = app(incident_db, "actions", DRIFTWATCH_DEMO_OPERATOR="1")
+    at.radio(key="action_choice").set_value("deploy").run()
+    button(at, "deploy_rehearse").click().run()
+    assert not at.exception, at.exception
+    errors = " ".join(e.value for e in at.error)
+    assert "The deploy would fail on 20251012082000_add_avatar_projects" in errors
+    assert 'relation "avatar_projects" already exists' in errors
+    at.text_input(key="deploy_confirm").input("default").run()
+    assert button(at, "deploy_apply").disabled  # typed, but the rehearsal said no
+
+
+def test_the_apps_own_migrate_command_from_the_config_runs_from_the_actions_page(empty_db, tmp_path):
+    import sys
+
+    command = f'"{sys.executable}" -m checks migrate deploy --migrations "{MIGRATIONS}"'
+    (tmp_path / "driftwatch.toml").write_text(
+        '[environments.staging]\ndatabase_url = "secret:STAGING_DATABASE_URL"\n'
+        f'schema = "{SCHEMA}"\nmigrations = "{MIGRATIONS}"\n'
+        f"[environments.staging.migrate]\ncommand = '{command}'\ncwd = \"{ROOT}\"\ntimeout_s = 120\n")
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.secrets.update({"DRIFTWATCH_CONFIG": str(tmp_path / "driftwatch.toml"), "STAGING_DATABASE_URL": empty_db,
+                       "DRIFTWATCH_DEMO_OPERATOR": "1"})
+    at.run()
+    at.switch_page("app_pages/actions.py").run()
+    at.radio(key="action_choice").set_value("deploy").run()
+    at.radio(key="deploy_how").set_value("command").run()
+    button(at, "deploy_rehearse").click().run()
+    assert "Rehearsal clean: 2 migration(s)" in text(at)
+    at.text_input(key="deploy_confirm").input("staging").run()
+    assert button(at, "deploy_apply").label == "Run the app's migrate command"
+    button(at, "deploy_apply").click().run()
+    assert not at.exception, at.exception
+    shown = text(at)
+    assert "Applied by demo operator." in shown and "Applying 20251001083000_init" in shown, shown
+    with HistoryStore.open(str(tmp_path / "history.sqlite3")) as store:
+        [row] = store.list_actions(kind="migrate_command")
+    assert (row.outcome, row.actor, row.environment) == ("applied", "demo operator", "staging")
+    assert row.details["applied"] == ["20251001083000_init", "20251012082000_add_avatar_projects"]
+
+
+def test_without_a_configured_command_the_page_says_how_to_add_one(incident_db):
+    at = app(incident_db, "actions", DRIFTWATCH_DEMO_OPERATOR="1")
+    at.radio(key="action_choice").set_value("deploy").run()
+    assert not [r for r in at.radio if r.key == "deploy_how"]
+    assert "[environments.default.migrate] command" in text(at)
 
 
 def test_the_audit_log_shows_who_did_what_with_the_sql(incident_db):
@@ -375,7 +460,7 @@ def test_a_second_operator_in_the_same_dashboard_is_told_who_is_acting(incident_
     assert "Grace is running fix --apply on default" in errors, errors
 
 
-@pytest.mark.parametrize("choice, key", [("deploy", "deploy_apply"), ("runbook", "runbook_rehearse"),
+@pytest.mark.parametrize("choice, key", [("deploy", "deploy_rehearse"), ("runbook", "runbook_rehearse"),
                                          ("resolve", "resolve_apply")])
 def test_a_viewer_sees_every_action_button_disabled(incident_db, choice, key):
     at = app(incident_db, "actions")

@@ -227,12 +227,14 @@ def rehearse_deploy(url: str, migrations_dir: str | os.PathLike[str], *, schema:
 def deploy_with_command(url: str, migrations_dir: str | os.PathLike[str], command: str, *,
                         timeout: float, schema: str | os.PathLike[str] | None = None,
                         on_line: Callable[[str], None] | None = None, on_start: Callable[[CommandDeployOutcome], None]
-                        | None = None, caller: Caller = Caller()) -> CommandDeployOutcome:
+                        | None = None, cwd: str | os.PathLike[str] | None = None,
+                        caller: Caller = Caller()) -> CommandDeployOutcome:
     """Run the application's own deploy command with DATABASE_URL set, supervised
     (`checks.shell.run_command`), and judge it by the history before and after.
 
     `on_start(outcome)` is called once the history before is known, before the command runs
-    (the CLI prints what is about to be applied). Driftwatch does not hold Prisma's lock
+    (the CLI prints what is about to be applied). `cwd`: where the command runs (the
+    application's folder; default the current one). Driftwatch does not hold Prisma's lock
     meanwhile: Prisma takes it itself."""
     from checks.db import redact, scrub
     from checks.errors import DriftwatchError
@@ -247,13 +249,15 @@ def deploy_with_command(url: str, migrations_dir: str | os.PathLike[str], comman
             if on_start is not None:
                 on_start(outcome)
             details: dict[str, Any] = {"migrations": str(migrations_dir)}
+            if cwd is not None:
+                details["cwd"] = str(cwd)
             schema_path = _schema_for(migrations_dir, schema)
             drift_before = _drift(url, schema_path, details, "before")
             with caller.action(store, "migrate_command", warnings=outcome.warnings, database=url,
                                target=str(migrations_dir), statements=outcome.command, drift_before=drift_before,
                                details=details) as action:
                 outcome.audit_id = action.id
-                result = run_command(command, timeout, env={"DATABASE_URL": url}, on_line=on_line)
+                result = run_command(command, timeout, env={"DATABASE_URL": url}, on_line=on_line, cwd=cwd)
                 outcome.result = result
                 outcome.after = after = status(url, migrations_dir)
                 outcome.left = after.names("pending", "failed", "rolled_back")

@@ -123,22 +123,74 @@ if choice == "fix":
         recheck()
 
 elif choice == "deploy":
-    st.subheader("1 · Preview")
+    st.subheader("1 · Preview and rehearse")
     status = operations.migration_status(env)
-    pending = [m["name"] for m in status.result.get("migrations", []) if m.get("state") == "pending"]
+    pending = [m["name"] for m in status.result.get("migrations", []) if m.get("state") in ("pending", "rolled_back")]
     if status.error and not status.result:
         show_error(status)
     elif not pending:
         st.success("No pending migration.")
     else:
         st.markdown("Pending, in the order `migrate deploy` applies them: " + ", ".join(f"`{p}`" for p in pending))
-        st.caption("Applied exactly as `prisma migrate deploy` would: Prisma's lock, its table, its checksums.")
-        st.subheader("2 · Apply")
-        confirmed = confirmation("the deploy", "deploy_confirm")
-        if st.button("Apply the pending migrations", type="primary", disabled=bool(disabled) or not confirmed,
-                     help=disabled, key="deploy_apply"):
-            with st.spinner("Applying…"):
-                flow["applied"] = operations.migrate_deploy(env, visitor.name or "operator")
+        with st.expander("Their SQL"):
+            for name, script in operations.migration_scripts(env, pending).items():
+                st.caption(name)
+                st.code(script.strip(), language="sql", wrap_lines=True)
+        configured = env.config.migrate if env.config is not None else None
+        how = "driftwatch"
+        if configured is not None:
+            how = st.radio("Apply them with", ["driftwatch", "command"], horizontal=True, key="deploy_how",
+                           format_func={"driftwatch": "Driftwatch (Prisma-compatible: its lock, table, checksums)",
+                                        "command": f"the app's own command: {configured.command}"}.__getitem__)
+        else:
+            st.caption(f"To run the app's own command instead (e.g. `npx prisma migrate deploy`), set "
+                       f"`[environments.{env.name}.migrate] command` in driftwatch.toml.")
+        st.caption("The rehearsal runs every pending migration in one transaction under Prisma's lock and rolls it "
+                   "back: it shows which would fail and what would still differ from the schema afterwards.")
+        if st.button("Rehearse (rolled back)", disabled=bool(disabled), help=disabled, key="deploy_rehearse"):
+            with st.spinner("Rehearsing the deploy…"):
+                flow.clear()
+                flow["rehearsal"] = operations.rehearse_deploy(env, visitor.name or "operator")
+        rehearsal = flow.get("rehearsal")
+        if rehearsal is not None:
+            ran = rehearsal.result.get("migrations") or []
+            if rehearsal.error and not ran:
+                show_error(rehearsal)
+            else:
+                st.dataframe(pd.DataFrame([{"migration": m["name"], "rehearsal": m["status"].replace("_", " "),
+                                            "statements": m["statements"], "error": m["error"] or ""}
+                                           for m in ran]), hide_index=True, width="stretch")
+                failed = [m for m in ran if m["status"] == "failed"]
+                unrehearsable = [m for m in ran if m["status"] == "cannot_rehearse"]
+                if failed:
+                    st.error(f"The deploy would fail on {failed[0]['name']}: {failed[0]['error']}. Nothing was "
+                             "changed. Deploying now would leave it recorded as failed (P3009); the Overview's "
+                             "next step says the way out.", icon=":material/block:")
+                elif unrehearsable:
+                    st.warning(f"{unrehearsable[0]['name']} could not be rehearsed: {unrehearsable[0]['error']}")
+                else:
+                    st.success(f"Rehearsal clean: {len(ran)} migration(s) ran and were rolled back.")
+                remaining = rehearsal.result.get("remaining")
+                if remaining is None:
+                    st.caption("What would remain after the deploy is unknown (no schema to compare with).")
+                elif not remaining:
+                    st.success("After the deploy the database would be in sync with the schema.")
+                else:
+                    st.warning(f"After the deploy {len(remaining)} finding(s) would remain: "
+                               + "; ".join(remaining[:5]) + (" …" if len(remaining) > 5 else ""))
+                if rehearsal.text.strip():
+                    st.caption(rehearsal.text.strip())
+                st.subheader("2 · Apply")
+                blocked = "The rehearsal shows the deploy would fail" if failed else None
+                confirmed = confirmation("the deploy", "deploy_confirm")
+                label = ("Run the app's migrate command" if how == "command" else "Apply the pending migrations")
+                if st.button(label, type="primary", disabled=bool(disabled or blocked) or not confirmed,
+                             help=disabled or blocked or (None if confirmed else "Type the environment's name first"),
+                             key="deploy_apply"):
+                    with st.spinner("Running the app's command…" if how == "command" else "Applying…"):
+                        flow["applied"] = (operations.migrate_command(env, visitor.name or "operator")
+                                           if how == "command" else
+                                           operations.migrate_deploy(env, visitor.name or "operator"))
     applied = flow.get("applied")
     if applied is not None:
         if applied.ok:
