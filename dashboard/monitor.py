@@ -134,7 +134,8 @@ class Monitor:
                     if self._stop.is_set():
                         return
                     if env.name in polled:
-                        self._read_store(env)
+                        if not self._read_store(env):
+                            self._read_poller(env)
                     elif not self._follow_other_poller(env):
                         self.check_now(env)
                 self._wake.wait(self.interval_s)
@@ -204,6 +205,31 @@ class Monitor:
             self.store_error = f"history store unavailable: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
             return False
         self._show(env, states)
+        return True
+
+    def _read_poller(self, env: Any) -> bool:
+        """The store is down: show the in-process poller's own newest results instead (it keeps
+        checking and keeps each state in memory), so that pages stay current rather than
+        turning stale while the checks are in fact running. The banner says the store is down."""
+        poller = self._poller
+        if poller is None:
+            return False
+        results = [(k, r) for k, r in list(poller.results.items()) if k[0] == env.name]
+        if not results:
+            return False
+        with self._lock:
+            latest = self._latest.setdefault(env.name, {})
+            for (name, kind, check), r in results:
+                status = poller.states.get((name, kind, check))
+                if status is not None and status.state != r.state:
+                    r = r.with_state(status.state, status.reason)
+                old = latest.get((kind, check))
+                if old is None or old.checked_at != r.checked_at:
+                    latest[(kind, check)] = r
+                    self._history.setdefault((name, kind, check), deque(maxlen=HISTORY)).append(r)
+                if status is not None:
+                    self._since[(name, kind, check)] = status.since
+            self._rounds[env.name] = self._rounds.get(env.name, 0) + 1
         return True
 
     def check_now(self, env: Any) -> list[CheckResult]:

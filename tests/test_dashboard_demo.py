@@ -233,3 +233,69 @@ def test_the_demo_coolify_reports_the_second_commit_deployed_minutes_before_the_
     assert own(newest_finished()) == own(seen)
     write_coolify_state(state, second, reset=True)
     assert newest_finished()["deployment_uuid"] != seen["deployment_uuid"]
+
+
+def test_with_the_history_store_down_the_pages_show_the_in_process_pollers_fresh_results(tmp_path, make_db,
+                                                                                        pg_server):
+    """The store (PostgreSQL) refuses connections mid-watch: the dashboard's poller keeps checking
+    in memory, and the pages show those results — current, with the store's outage said —
+    instead of letting every state turn stale while the checks are in fact running."""
+    import threading
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from urllib.parse import urlsplit
+
+    import pytest
+
+    from checks.config import load_config
+    from dashboard.environments import Environment
+    from dashboard.monitor import Monitor
+
+    status = {"code": 200}
+
+    class Health(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b'{"status": "ok"}'
+            self.send_response(status["code"])
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    store_url = make_db("")
+    store_db = urlsplit(store_url).path.lstrip("/")
+    (tmp_path / "driftwatch.toml").write_text(
+        f'[environments.prod]\nfailure_threshold = 1\n[[environments.prod.health]]\nname = "api"\n'
+        f'url = "http://127.0.0.1:{server.server_port}/health"\ninterval_s = 1\n'
+        'conditions = ["[STATUS] == 200"]\n')
+    config = load_config(tmp_path / "driftwatch.toml", environ={})
+    monitor = Monitor(lambda env: pytest.fail("the dashboard probed instead of its poller"), interval_s=1,
+                      store_url=store_url)
+    admin = psycopg.connect(pg_server.url, autocommit=True)
+    try:
+        monitor.watch([Environment("prod", None, None, None, config=config.environments["prod"])])
+        assert monitor.wait_first_round("prod", timeout_s=30)
+        admin.execute(f'ALTER DATABASE "{store_db}" ALLOW_CONNECTIONS false')
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (store_db,))
+        status["code"] = 500  # the API breaks during the store's outage
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            [shown] = monitor.latest("prod")
+            if shown.state == "failing" and monitor.store_error:
+                break
+            time.sleep(0.5)
+        assert (shown.state, shown.stale) == ("failing", False), (shown, monitor.store_error)
+        assert "history store unavailable" in monitor.store_error
+        time.sleep(4)  # longer than the 3 intervals after which a state is marked stale
+        [shown] = monitor.latest("prod")
+        assert not shown.stale and shown.age_s < 3, shown
+    finally:
+        admin.execute(f'ALTER DATABASE "{store_db}" ALLOW_CONNECTIONS true')
+        admin.close()
+        monitor.stop()
+        server.shutdown()
+        server.server_close()

@@ -42,14 +42,21 @@ def summary_cell(items: list[Shown]) -> str:
     return "; ".join(f"{s.result.name}: {ui.state_text(s)}" for s in bad)
 
 
-def in_state_since(env_name: str, kind: str, name: str, state: str) -> datetime | None:
-    """Start of the current run of results in `state` of one check (what the history knows)."""
+def in_state_since(env_name: str, kind: str, name: str, state: str) -> tuple[datetime | None, bool]:
+    """Since when one check has been in `state`: the history store's `since` (it survives a
+    restart of the dashboard and counts the pollers' results too; while the store is down, the
+    in-process poller carries it on in memory). Only when neither knows, the run of results
+    this dashboard saw itself — flagged, as it may be later than the truth.
+    Returns (since, known)."""
+    stored = monitor.since(env_name, kind, name)
+    if stored is not None:
+        return stored, True
     since = None
     for r in reversed(monitor.history(env_name, kind, name)):
         if r.state != state:
             break
         since = r.checked_at
-    return since
+    return since, False
 
 
 def demo_banner(shown: list[Shown]) -> str:
@@ -90,8 +97,13 @@ def board() -> None:
     if alarms:
         lines = []
         for env_name, s in alarms:
-            since = in_state_since(env_name, s.result.kind, s.result.name, s.state)
-            lasting = f" since {since.strftime('%H:%M:%S UTC')}" if since else ""
+            since, from_store = in_state_since(env_name, s.result.kind, s.result.name, s.state)
+            lasting = ""
+            if since is not None:
+                lasting = f" since {since.strftime('%H:%M:%S UTC')}" if since.date() == now.date() \
+                    else f" since {since.strftime('%Y-%m-%d %H:%M UTC')}"
+                if not from_store:
+                    lasting += " (at least: as seen by this dashboard)"
             name = s.result.kind if s.result.name == s.result.kind else f"{s.result.kind} {s.result.name}"
             reason = s.result.reason or ""
             if s.state == "error" and not reason.startswith("could not run"):
