@@ -110,6 +110,25 @@ def test_1_the_overview_flags_avatar_projects(demo: Demo, page):
     full_screenshot(page, ARTEFACTS / "1-overview-incident.png")
 
 
+def test_1b_the_next_step_opens_the_deploy_and_its_rehearsal_says_it_would_bring_the_database_in_sync(demo: Demo,
+                                                                                                      page):
+    page.get_by_role("button", name="Apply the pending migration").click()
+    rehearse = page.get_by_role("button", name="Rehearse (rolled back)")
+    rehearse.wait_for(timeout=30_000)
+    settle(page)
+    assert page.get_by_role("button", name="Apply the pending migrations").count() == 0  # not before a rehearsal
+    rehearse.click()
+    page.get_by_text("Rehearsal clean: 1 migration(s) ran and were rolled back.").wait_for(timeout=60_000)
+    page.get_by_text("After the deploy the database would be in sync with the schema.").wait_for(timeout=30_000)
+    settle(page)
+    no_exception(page)
+    assert page.get_by_role("button", name="Apply the pending migrations").is_disabled()  # nothing typed yet
+    full_screenshot(page, ARTEFACTS / "1b-actions-deploy-rehearsed.png")
+    # The rest of this story takes the other way out (the fix, then resolve), to show both.
+    page.get_by_text("Fix the drift (Prisma's SQL)").click()
+    settle(page)
+
+
 def test_2_the_demo_operator_applies_the_fix_with_the_typed_confirmation(demo: Demo, page):
     page.locator('[data-testid="stSidebarNav"]').get_by_text("Actions").click()
     page.get_by_role("button", name="Preview and rehearse").wait_for(timeout=30_000)
