@@ -22,12 +22,12 @@ import json
 import os
 import re
 import secrets
-import signal
 import string
-import threading
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from .background import BackgroundServer, quiet, serve_until_stopped
 
 __all__ = ["AvatarBackend", "main"]
 
@@ -40,8 +40,10 @@ def cuid() -> str:
     return "c" + "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(24))
 
 
-class AvatarBackend:
+class AvatarBackend(BackgroundServer):
     """The backend on a background thread (tests), or in the foreground through `main`."""
+
+    thread_name = "avatar-backend"
 
     def __init__(self, database_url: str, token: str, *, host: str = "127.0.0.1", port: int = 0,
                  user_email: str = DEMO_EMAIL) -> None:
@@ -50,34 +52,12 @@ class AvatarBackend:
         from checks.db import split_prisma_url
 
         self._dsn, self._schema = split_prisma_url(database_url)
+        super().__init__(host=host, port=port)
         self.token = token
-        self.host, self.port = host, port
         self.user_email = user_email
-        self._httpd: ThreadingHTTPServer | None = None
 
-    def start(self) -> AvatarBackend:
-        handler = type("Handler", (_Handler,), {"app": self})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        threading.Thread(target=self._httpd.serve_forever, name="avatar-backend", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> AvatarBackend:
-        return self.start() if self._httpd is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"app": self})
 
     # -- the application --------------------------------------------------------------------
 
@@ -196,8 +176,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:  # noqa: N802
         self._serve("DELETE")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet (headers hold the token)
-        pass
+    log_message = quiet
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -215,17 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     token = os.environ.get(args.token_env, "")
     if not token:
         parser.error(f"set the API token in ${args.token_env} (or name another variable with --token-env)")
-    backend = AvatarBackend(args.database_url, token, host=args.host, port=args.port).start()
-    print(f"backend: {backend.url}", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    backend.stop()
-    return 0
+    return serve_until_stopped(AvatarBackend(args.database_url, token, host=args.host, port=args.port), "backend")
 
 
 if __name__ == "__main__":

@@ -42,15 +42,16 @@ import os
 import random
 import re
 import secrets
-import signal
 import string
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from .background import BackgroundServer, quiet, serve_until_stopped
 
 __all__ = ["CoolifyServer", "Exchange", "Fault", "FAULTS", "coolify_time", "main"]
 
@@ -171,14 +172,16 @@ _SETTINGS = {
 }
 
 
-class CoolifyServer:
+class CoolifyServer(BackgroundServer):
     """The API on a background thread; everything about it can be changed while it runs."""
+
+    thread_name = "coolify-api"
 
     def __init__(self, token: str = "", *, host: str = "127.0.0.1", port: int = 0,
                  state_file: str | os.PathLike[str] | None = None) -> None:
+        super().__init__(host=host, port=port)
         self.token = token
         self._token_fixed = bool(token)  # a token given here wins over the state file's
-        self.host, self.port = host, port
         self.applications: dict[str, dict[str, Any]] = {}
         self.deployments: list[dict[str, Any]] = []
         self.fault: Fault | None = None
@@ -189,38 +192,18 @@ class CoolifyServer:
         self._state_mtime: float | None = None
         self._lock = threading.RLock()
         self._next_id = 1
-        self._httpd: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._stopping = threading.Event()
+        self._stop_event = threading.Event()
 
     # -- lifecycle --------------------------------------------------------------------------
 
-    def start(self) -> CoolifyServer:
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"api": self})
+
+    def _starting(self) -> None:
         self._reload_state()
-        handler = type("Handler", (_Handler,), {"api": self})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="coolify-api", daemon=True)
-        self._thread.start()
-        return self
 
-    def stop(self) -> None:
-        self._stopping.set()
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> CoolifyServer:
-        return self.start() if self._httpd is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+    def _stopping(self) -> None:
+        self._stop_event.set()
 
     # -- state ------------------------------------------------------------------------------
 
@@ -397,7 +380,7 @@ class CoolifyServer:
     def _fault(self, fault: Fault, wants_json: bool) -> tuple[int, dict[str, str], bytes] | None:
         kind = fault.kind
         if kind == "hang":
-            self._stopping.wait(fault.hang_s)
+            self._stop_event.wait(fault.hang_s)
             return _error(504, "Gateway Timeout", False)
         if kind == "unauthorized":
             return _json(401, {"message": "Unauthenticated."})
@@ -500,8 +483,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         self._serve("POST")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - quiet; never log the token
-        pass
+    log_message = quiet
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -515,17 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     server = CoolifyServer(os.environ.get(args.token_env, ""), host=args.host, port=args.port,
                            state_file=args.state)
-    server.start()
-    print(f"coolify: {server.url}", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    try:
-        while not done.wait(0.5):
-            pass
-    except KeyboardInterrupt:
-        pass
-    server.stop()
-    return 0
+    return serve_until_stopped(server, "coolify")
 
 
 if __name__ == "__main__":
