@@ -451,8 +451,6 @@ def deploy(
     on_progress: Progress | None = None,
 ) -> DeployResult:
     """Apply the pending migrations exactly as `prisma migrate deploy` (see the module docstring)."""
-    import psycopg
-
     limits = limits or Limits()
     started = time.monotonic()
     folder = read_migrations_dir(migrations_dir)  # P3019 / P3015 before connecting
@@ -460,16 +458,7 @@ def deploy(
     notify = on_progress or (lambda *a: None)
     applied: list[AppliedMigration] = []
     with exclusive_session(conn_url, limits, application_name="driftwatch migrate deploy") as conn:
-        try:
-            tables = _use_schema(conn, schema, url)
-            created = _initialize(conn, schema, tables, folder, limits)
-            rows = _load_rows(conn, schema)
-        except psycopg.Error as exc:
-            raise DatabaseError(f"cannot read the migration history of {redact(url)}: {scrub(_first(exc), url)}") \
-                from None
-        _refuse_failed(rows)
-        live = {r.migration_name for r in rows if r.rolled_back_at is None}
-        unapplied = [m for m in folder.migrations if m.name not in live]
+        created, rows, live, unapplied = _what_deploy_applies(conn, url, schema, folder, limits, create_table=True)
         for m in unapplied:
             notify("applying", m.name, None)
             applied.append(_apply_one(conn, conn_url, url, schema, m, limits))
@@ -522,8 +511,6 @@ def rehearse_deploy(url: str, migrations_dir: str | os.PathLike[str], limits: Li
     Nothing is written, not even `_prisma_migrations` or its rows. `before_rollback(conn)`
     sees the database as the migrations left it (the operation layer diffs it with the
     schema, to say what would still be missing after the deploy)."""
-    import psycopg
-
     from .guard import rehearse_scripts
 
     limits = limits or Limits()
@@ -531,24 +518,37 @@ def rehearse_deploy(url: str, migrations_dir: str | os.PathLike[str], limits: Li
     folder = read_migrations_dir(migrations_dir)
     conn_url, schema = split_prisma_url(url)
     with exclusive_session(conn_url, limits, application_name="driftwatch migrate deploy (rehearsal)") as conn:
-        try:
-            tables = _use_schema(conn, schema, url)
-            managed = MIGRATIONS_TABLE in tables
-            if not managed:
-                _refuse_unmanaged(schema, tables, folder)
-            rows = _load_rows(conn, schema) if managed else []
-        except psycopg.Error as exc:
-            raise DatabaseError(f"cannot read the migration history of {redact(url)}: {scrub(_first(exc), url)}") \
-                from None
-        _refuse_failed(rows)
-        live = {r.migration_name for r in rows if r.rolled_back_at is None}
-        unapplied = [m for m in folder.migrations if m.name not in live]
+        missing, _rows, live, unapplied = _what_deploy_applies(conn, url, schema, folder, limits, create_table=False)
         seen = rehearse_scripts(conn, [m.script for m in unapplied], limits, before_rollback=before_rollback)
     rehearsed = tuple(RehearsedMigration(m.name, r.status, r.seconds, r.statements,
                                          scrub(r.error, url) if r.error else None, r.sqlstate)
                       for m, r in zip(unapplied, seen))
-    return DeployRehearsal(redact(url), rehearsed, tuple(sorted(live & set(folder.names))), not managed,
+    return DeployRehearsal(redact(url), rehearsed, tuple(sorted(live & set(folder.names))), missing,
                            time.monotonic() - started)
+
+
+def _what_deploy_applies(conn: "psycopg.Connection", url: str, schema: str, folder: MigrationsDir, limits: Limits,
+                         *, create_table: bool) -> tuple[bool, list[MigrationRow], set[str], list[Migration]]:
+    """Under Prisma's lock: Prisma's refusals (P3005, P3009), then the history and the
+    migrations a deploy applies, in order. `create_table` creates `_prisma_migrations` when it
+    is missing (deploy); without it (a rehearsal) nothing is written. Returns (the table was
+    missing, the rows, the names applied and not rolled back, the migrations to apply)."""
+    import psycopg
+
+    try:
+        tables = _use_schema(conn, schema, url)
+        missing = MIGRATIONS_TABLE not in tables
+        if create_table:
+            _initialize(conn, schema, tables, folder, limits)
+        elif missing:
+            _refuse_unmanaged(schema, tables, folder)
+        rows = _load_rows(conn, schema) if not missing or create_table else []
+    except psycopg.Error as exc:
+        raise DatabaseError(f"cannot read the migration history of {redact(url)}: {scrub(_first(exc), url)}") \
+            from None
+    _refuse_failed(rows)
+    live = {r.migration_name for r in rows if r.rolled_back_at is None}
+    return missing, rows, live, [m for m in folder.migrations if m.name not in live]
 
 
 def _initialize(conn: "psycopg.Connection", schema: str, tables: list[str], folder: MigrationsDir,

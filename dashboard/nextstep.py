@@ -1,8 +1,7 @@
 """The next step for an environment, as the Overview's button shows it.
 
 The advice itself is the engine's (checks.operations' next step, shared with the CLI and the
-report) when this Driftwatch has it; until then a small reading of the current drift and
-migration states stands in, naming the same commands.
+report), so the button names the same command everywhere.
 """
 from __future__ import annotations
 
@@ -32,10 +31,6 @@ def suggest(env: Any, shown: list[Any]) -> Step | None:
     drift = latest.get(("drift", "drift"))
     if drift is None or drift.state == "error":
         return None
-    try:
-        from checks.operations import next_steps  # noqa: F401
-    except ImportError:
-        return _interim(env, latest)
     from dashboard import operations
 
     schema, migrations = operations.schema_paths(env)
@@ -61,31 +56,3 @@ def _advice(url: str, schema: str, migrations: str | None, stamp: str) -> Any:
     report = check_database(url, schema, cache=True).report
     history = summarize(url, migrations) if migrations else None
     return next_steps(report, history, schema=schema)
-
-
-def _interim(env: Any, latest: dict[Any, Any]) -> Step | None:
-    drift = latest.get(("drift", "drift"))
-    migrations = latest.get(("migrations", "migrations"))
-    if drift is None or drift.state == "error":
-        return None
-    pending = list((migrations.detail or {}).get("pending") or []) if migrations else []
-    failed = list((migrations.detail or {}).get("failed") or []) if migrations else []
-    folder = env.migrations or "prisma/migrations"
-    if failed:
-        if drift.state == "ok":
-            return Step(f"migration {failed[0]} is recorded as failed, but the database is in sync: "
-                        "mark it applied.", f"driftwatch migrate resolve --applied {failed[0]}", "resolve",
-                        "Resolve it")
-        return Step(f"migration {failed[0]} failed and drift remains: mark it rolled back, then deploy.",
-                    f"driftwatch migrate resolve --rolled-back {failed[0]}", "resolve", "Resolve it")
-    if pending and drift.state != "ok":
-        return Step(f"apply the pending migration{'s' if len(pending) > 1 else ''} {', '.join(pending)}: "
-                    "it creates what the schema expects.", f"driftwatch migrate deploy --migrations {folder}",
-                    "deploy", "Apply the pending migration")
-    if drift.state != "ok":
-        return Step("remove the drift with the fix Prisma's own SQL describes.",
-                    "driftwatch fix --apply", "fix", "Review the fix")
-    if pending:
-        return Step(f"the database matches the schema but {', '.join(pending)} is not recorded: mark it applied.",
-                    f"driftwatch migrate resolve --applied {pending[0]}", "resolve", "Resolve it")
-    return None

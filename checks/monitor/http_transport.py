@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import socket
 import ssl
 from typing import Any, AsyncIterator, Iterable
 

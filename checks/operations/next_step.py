@@ -186,8 +186,8 @@ def _unmanaged(drift: "DriftReport | None", in_sync: bool | None, history: "Migr
     if not local:
         return NextSteps("unmanaged", "The database is not managed by Prisma Migrate and the folder has no "
                                       "migrations.", _fix(schema) if in_sync is False else ())
-    warning = (f"`migrate deploy` refuses a database that has tables but no _prisma_migrations table (P3005): "
-               f"baseline it first.")
+    warning = ("`migrate deploy` refuses a database that has tables but no _prisma_migrations table (P3005): "
+               "baseline it first.")
     if in_sync:
         steps = tuple(_resolve(history, n, "applied", "record it as applied (the database already has it)")
                       for n in local)
