@@ -27,6 +27,7 @@ ENABLE_HINT = ("Actions are disabled: nobody can sign in as an operator. Set DRI
                "(in .streamlit/secrets.toml or the environment), or configure [auth] in "
                ".streamlit/secrets.toml for single sign-on.")
 _SESSION_KEY = "driftwatch_operator"
+_LOGIN_ERROR = "driftwatch_login_error"
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,20 @@ def current() -> Visitor:
     return Visitor(None, False, "none")
 
 
+def _sign_in() -> None:
+    """st.login as the button's callback. A callback runs before the script, outside any
+    try around the button, so an incomplete [auth] section or a missing Authlib would be a
+    traceback on the page; keep the reason for the sidebar instead."""
+    try:
+        st.login()
+    except Exception as exc:  # StreamlitAuthError, StreamlitMissingAuthlibError, …
+        from streamlit.errors import StreamlitAuthError, StreamlitMissingAuthlibError
+
+        known = isinstance(exc, (StreamlitAuthError, StreamlitMissingAuthlibError))
+        # Streamlit's own messages name missing keys, never their values; anything else by type only.
+        st.session_state[_LOGIN_ERROR] = " ".join(str(exc).split()) if known else type(exc).__name__
+
+
 def password_matches(given: str, expected: str) -> bool:
     """Constant-time comparison, so response times say nothing about the password."""
     return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
@@ -110,10 +125,10 @@ def sidebar() -> Visitor:
         if visitor.name:
             box.button("Sign out", on_click=st.logout, key="auth_logout")
         else:
-            try:
-                box.button("Sign in", on_click=st.login, key="auth_login", type="primary")
-            except Exception as exc:  # e.g. Authlib missing: say it, never a traceback
-                box.error(f"single sign-on is configured but cannot start: {type(exc).__name__}")
+            box.button("Sign in", on_click=_sign_in, key="auth_login", type="primary")
+            failed = st.session_state.pop(_LOGIN_ERROR, None)
+            if failed:
+                box.error(f"Single sign-on is configured but cannot start: {failed}")
     elif visitor.how == "password":
         if visitor.operator:
             if box.button("Sign out", key="auth_signout"):

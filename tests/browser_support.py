@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Sequence
 
 import httpx
 import pytest
@@ -25,7 +25,9 @@ CHROMIUM_ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
-SETTINGS = ("DATABASE_URL", "DRIFTWATCH_SCHEMA", "DRIFTWATCH_DEMO", "DRIFTWATCH_STATE_DIR")
+# Not inherited from the shell running the tests: each test says what it wants (sign-in mode included).
+SETTINGS = ("DATABASE_URL", "DRIFTWATCH_SCHEMA", "DRIFTWATCH_DEMO", "DRIFTWATCH_STATE_DIR", "DRIFTWATCH_CONFIG",
+            "DRIFTWATCH_DEMO_OPERATOR", "DRIFTWATCH_OPERATOR_PASSWORD", "DRIFTWATCH_OPERATORS")
 
 
 def _why_no_browser() -> str | None:
@@ -50,9 +52,13 @@ def free_port() -> int:
 
 
 class StreamlitServer:
-    """`streamlit run dashboard/app.py` from the repository root, in its own process group."""
+    """`streamlit run dashboard/app.py` from the repository root, in its own process group.
 
-    def __init__(self, settings: dict[str, str], log_dir: Path) -> None:
+    `args` are more Streamlit options, e.g. `--secrets.files FILE` so that a test's own
+    secrets.toml is read instead of the repository's .streamlit/secrets.toml.
+    """
+
+    def __init__(self, settings: dict[str, str], log_dir: Path, args: Sequence[str] = ()) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
@@ -62,7 +68,7 @@ class StreamlitServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "dashboard/app.py",
              "--server.headless", "true", "--server.port", str(self.port),
-             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+             "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *args],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 

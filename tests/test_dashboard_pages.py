@@ -419,6 +419,24 @@ def test_with_single_sign_on_configured_a_visitor_must_sign_in_before_acting(inc
     assert "sso-client-secret" not in text(at)
 
 
+def test_a_sign_in_that_cannot_start_is_an_error_in_the_sidebar_not_a_traceback(incident_db):
+    # st.login runs as the button's callback, before the script: an incomplete [auth] (no
+    # cookie_secret here) raised StreamlitAuthError there, shown as a traceback on the page.
+    at = AppTest.from_file(APP, default_timeout=90)
+    at.secrets.update({"DATABASE_URL": incident_db, "DRIFTWATCH_SCHEMA": SCHEMA})
+    at.secrets["auth"] = {"redirect_uri": "http://127.0.0.1/oauth2callback", "client_id": "driftwatch",
+                          "client_secret": "sso-client-secret",
+                          "server_metadata_url": "http://127.0.0.1:1/.well-known/openid-configuration"}
+    at.run()
+    [sign_in] = [b for b in at.sidebar.button if b.label == "Sign in"]
+    sign_in.click().run()
+    assert not at.exception, at.exception
+    shown = [e.value for e in at.sidebar.error]
+    assert any(e.startswith("Single sign-on is configured but cannot start: ") for e in shown), shown
+    assert "sso-client-secret" not in text(at)
+    assert [b for b in at.sidebar.button if b.label == "Sign in"]  # still offered: fix the secrets, try again
+
+
 def test_environments_come_from_the_config_with_secret_references_fed_from_st_secrets(incident_db, tmp_path):
     (tmp_path / "driftwatch.toml").write_text(
         '[environments.production]\ndatabase_url = "secret:PROD_DATABASE_URL"\n'
