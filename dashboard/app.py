@@ -18,7 +18,10 @@ if _ROOT not in sys.path:
 
 from dashboard import auth, environments  # noqa: E402
 
-st.set_page_config(page_title="Driftwatch", page_icon=":material/difference:", layout="wide")
+# A file, not ":material/…": Streamlit fetches a material page icon from fonts.gstatic.com, and
+# the dashboard must load nothing from the internet (air-gapped on-call networks, the demo).
+st.set_page_config(page_title="Driftwatch", page_icon=str(Path(__file__).resolve().parent / "favicon.png"),
+                   layout="wide")
 
 _PAGES = Path(__file__).resolve().parent / "app_pages"
 pages = [

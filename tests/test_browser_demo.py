@@ -25,6 +25,7 @@ from browser_support import ARTEFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port,
 
 pytestmark = needs_chromium
 REFRESH_S = 3
+REQUESTS: list[str] = []  # every URL the page asked for, all tests long
 
 
 class Demo:
@@ -80,6 +81,7 @@ def page(demo: Demo):
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
+        context.on("request", lambda r: REQUESTS.append(r.url))
         yield context.new_page()
         browser.close()
 
@@ -242,3 +244,13 @@ def _dead(pgdata: Path) -> bool:
     except ProcessLookupError:
         return True
     return False
+
+
+def test_6_nothing_was_fetched_from_the_internet(demo: Demo, page):
+    """Fonts, icons, scripts: everything the demo's pages used came from the demo itself."""
+    from urllib.parse import urlsplit
+
+    assert len(REQUESTS) > 20  # the page did load things
+    outside = sorted({u for u in REQUESTS if urlsplit(u).scheme in ("http", "https", "ws", "wss")
+                      and urlsplit(u).hostname not in ("127.0.0.1", "localhost")})
+    assert not outside, outside

@@ -334,6 +334,20 @@ def test_the_migrations_page_lists_the_pending_migration_and_the_free_lock(incid
     assert "Prisma's migration lock: free." in text(at)
 
 
+def test_the_migrations_page_names_the_lock_holder_and_its_buttons_open_the_deploy_and_the_resolve(incident_db):
+    with psycopg.connect(incident_db, autocommit=True) as other:
+        other.execute("SET application_name = 'prisma-migrate'")
+        other.execute("SELECT pg_advisory_lock(72707369)")
+        at = app(incident_db, "migrations", DRIFTWATCH_DEMO_OPERATOR="1")
+        assert not at.exception, at.exception
+        assert "Prisma's migration lock: held by pid" in text(at) and "prisma-migrate" in text(at)
+    button(at, "migrations_deploy").click().run()
+    assert at.title[0].value == "Actions" and at.radio(key="action_choice").value == "deploy"
+    at.switch_page("app_pages/migrations.py").run()
+    button(at, "migrations_resolve").click().run()
+    assert at.title[0].value == "Actions" and at.radio(key="action_choice").value == "resolve"
+
+
 def fake_probe(env):
     """Health, smoke and deployment results as the monitoring probes return them, varying per call."""
     fake_probe.calls = getattr(fake_probe, "calls", 0) + 1

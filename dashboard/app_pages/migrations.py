@@ -42,24 +42,31 @@ if rows:
 if result.get("up_to_date"):
     st.success("Up to date: every migration is applied, and matches its file.")
 else:
-    st.warning("Not up to date. Apply or resolve on the Actions page.")
-    if st.button("Go to Actions", icon=":material/build:"):
+    st.warning("Not up to date: apply or resolve on the Actions page (rehearsed first, confirmed by name).")
+    states = {m.get("state") for m in result.get("migrations", [])}
+    left, right = st.columns(2)
+    # The Actions page opens on the chosen flow: deploy for pending migrations, resolve for a failed one.
+    if states & {"pending", "rolled_back"} and left.button("Deploy the pending migrations…", icon=":material/upload:",
+                                                           key="migrations_deploy"):
+        st.session_state["action_choice"] = "deploy"
+        st.switch_page("app_pages/actions.py")
+    if states & {"failed", "pending"} and right.button("Resolve a migration…", icon=":material/rule:",
+                                                       key="migrations_resolve"):
+        st.session_state["action_choice"] = "resolve"
         st.switch_page("app_pages/actions.py")
 
 
 @st.cache_data(ttl=5, show_spinner=False)
 def lock_holder(url: str) -> str | None:
-    """Who holds Prisma's migration lock (advisory lock 72707369) right now, if anyone."""
+    """Who holds Prisma's migration lock (advisory lock 72707369) right now, if anyone: the
+    guard's own query (checks/guard_holders.sql), so the page names holders as a refused
+    action does."""
     from checks.db import connect
+    from checks.guard import advisory_lock_holders
 
-    with connect(url) as conn:
-        row = conn.execute(
-            "SELECT a.pid, a.application_name, a.usename, left(a.query, 120) FROM pg_locks l "
-            "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.granted "
-            "AND l.objid = 72707369").fetchone()
-    if row is None:
-        return None
-    return f"pid {row[0]} ({row[1] or 'no application name'}, user {row[2]}): {row[3]}"
+    with connect(url, application_name="driftwatch dashboard") as conn:
+        holders = advisory_lock_holders(conn)
+    return "; ".join(h.describe() for h in holders) or None
 
 
 try:
