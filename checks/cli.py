@@ -156,7 +156,7 @@ def cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             out.write(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
         else:
             from .db import redact
-            from .report import render_text
+            from .drift_text import render_text
 
             colour = hasattr(out, "isatty") and out.isatty() and not os.environ.get("NO_COLOR")
             out.write(render_text(report, target=redact(url), strict=args.strict, colour=colour,

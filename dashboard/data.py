@@ -30,7 +30,7 @@ import streamlit as st
 from checks.db import redact, scrub
 from checks.errors import UsageError
 from checks.findings import DriftReport, Finding
-from checks.report import in_order as _in_order
+from checks.drift_text import in_order as _in_order
 
 if TYPE_CHECKING:
     from checks.demo import DemoEnvironment

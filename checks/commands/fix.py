@@ -167,7 +167,7 @@ class _View:
         from checks.fixplan import describe_finding
 
         self.doc["drift_before"] = report.summary
-        from checks.report import verdict_line
+        from checks.drift_text import verdict_line
 
         self.w(verdict_line(report, self.target))
         plan = self.plan
@@ -280,7 +280,7 @@ class _View:
                 after: "DriftReport | None", *, left: Sequence["Finding"] = (),
                 recorded: dict[str, Any] | None = None) -> None:
         from checks.fixplan import describe_finding
-        from checks.report import render_text
+        from checks.drift_text import render_text
 
         self.doc["skipped"] = [self.number[id(s)] for s in skipped]
         self.w("")

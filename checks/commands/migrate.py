@@ -456,7 +456,7 @@ def cmd_diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         json.dump(result.to_json(args.strict), out, indent=2, ensure_ascii=False)
         out.write("\n")
     else:
-        from checks.report import render_text
+        from checks.drift_text import render_text
 
         out.write(f"Replayed {result.replayed} of {result.total} migration(s) from {result.directory} into "
                   f"{result.database} in {result.replay_seconds:.2f} s\n")

@@ -135,7 +135,7 @@ def _header(book: "Runbook") -> str:
 def cmd_run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from checks.cli import EXIT_DRIFT, EXIT_OK, caller_from, database_url_from, limits_from
     from checks.operations import describe_failure, run_runbook
-    from checks.report import render_text, verdict_line
+    from checks.drift_text import render_text, verdict_line
     from checks.runbooks import load_runbook
 
     url = database_url_from(args)
