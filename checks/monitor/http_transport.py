@@ -94,6 +94,20 @@ class _Protocol(asyncio.Protocol):
             self.reader.set_result(None)
 
 
+async def _until(future: asyncio.Future[None], timeout: float | None, on_timeout: type[Exception]) -> None:
+    """Wait for the protocol to wake `future` (data arrived, the buffer drained), at most
+    `timeout` seconds; httpcore's timeout exception after that. No timer when there is no
+    timeout: this is on the path of every read."""
+    if timeout is None:
+        await future
+        return
+    try:
+        async with asyncio.timeout(timeout):
+            await future
+    except TimeoutError:
+        raise on_timeout("timed out") from None
+
+
 class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, transport: asyncio.Transport, protocol: _Protocol) -> None:
         self.transport = transport
@@ -104,13 +118,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if not p.chunks and not p.eof:
             p.reader = asyncio.get_running_loop().create_future()
             try:
-                if timeout is None:
-                    await p.reader
-                else:
-                    async with asyncio.timeout(timeout):
-                        await p.reader
-            except TimeoutError:
-                raise httpcore.ReadTimeout("timed out") from None
+                await _until(p.reader, timeout, httpcore.ReadTimeout)
             finally:
                 p.reader = None
         if p.chunks:
@@ -137,13 +145,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
         if p.writing_paused:
             p.writer = asyncio.get_running_loop().create_future()
             try:
-                if timeout is None:
-                    await p.writer
-                else:
-                    async with asyncio.timeout(timeout):
-                        await p.writer
-            except TimeoutError:
-                raise httpcore.WriteTimeout("timed out") from None
+                await _until(p.writer, timeout, httpcore.WriteTimeout)
             finally:
                 p.writer = None
             if p.error is not None:
