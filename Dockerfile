@@ -18,6 +18,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
+# `[environments.NAME.git]` reads the schema at the deployed commit with git, which slim images
+# lack; the clone is a host folder mounted into the container and owned by another uid, which
+# git refuses ("detected dubious ownership") unless it is a safe.directory.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git \
+ && rm -rf /var/lib/apt/lists/* \
+ && git config --system --add safe.directory '*'
+
 # Dependencies first, so code changes do not reinstall them.
 COPY requirements.txt .
 RUN pip install -r requirements.txt
