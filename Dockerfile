@@ -14,7 +14,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONPATH=/app \
-    DRIFTWATCH_STATE_DIR=/data
+    DRIFTWATCH_STATE_DIR=/data \
+    XDG_DATA_HOME=/data
 
 WORKDIR /app
 
@@ -31,6 +32,9 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 # PostgreSQL (the demo's pgserver) refuses to run as root, and so should a dashboard.
+# /data is the volume: the demo's PostgreSQL (DRIFTWATCH_STATE_DIR) and, without a [store],
+# the default history store and audit log ($XDG_DATA_HOME/driftwatch/history.sqlite3), which
+# would otherwise sit in the container's home and be lost with the container.
 RUN useradd --create-home --uid 10001 driftwatch \
  && mkdir -p /data /config \
  && chown driftwatch:driftwatch /data
