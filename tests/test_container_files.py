@@ -672,6 +672,13 @@ def project(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     password = secrets.token_hex(16)  # as the README says: openssl rand -hex 16
     pg_server.execute(f"CREATE ROLE \"{user}\" LOGIN PASSWORD '{password}'")
     pg_server.execute(f'CREATE DATABASE "{database}" OWNER "{user}"')
+    # The fixture's server trusts every connection; the store's role must give its password
+    # (as postgres:16 does for TCP), so the rehearsal proves the interpolated one is right.
+    hba = next(p for p in (pg_server.local.datadir / "pg_hba.conf", pg_server.local.datadir / "data" / "pg_hba.conf")
+               if p.is_file())
+    original = hba.read_text()
+    hba.write_text(f"local all {user} scram-sha-256\nhost all {user} 127.0.0.1/32 scram-sha-256\n" + original)
+    pg_server.execute("SELECT pg_reload_conf()")
     host, port, proxy = store_address(pg_server)
     # Not under pytest's basetemp (owner-only folders): uid 10001 must reach its files.
     import tempfile
@@ -682,6 +689,8 @@ def project(pg_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         (root / ".env").write_text(f"STORE_PASSWORD={password}\n")
         yield Project(root, host, port)
     finally:
+        hba.write_text(original)
+        pg_server.execute("SELECT pg_reload_conf()")
         if proxy is not None:
             proxy.close()
         pg_server.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
@@ -701,6 +710,12 @@ def test_compose_rehearsal_store_dashboard_and_two_pollers_as_local_processes(pr
         done = subprocess.run(f"{test} -h {project.store_host} -p {project.store_port}", shell=True,
                               capture_output=True, text=True, timeout=30)
         assert done.returncode == 0, done.stdout + done.stderr
+
+    import psycopg
+
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(f"postgresql://driftwatch:wrong@{project.store_host}:{project.store_port}/driftwatch",
+                        connect_timeout=10).close()
 
     # .env: the store's password (already there) and every env: reference of driftwatch.toml
     with open(project.root / ".env", "a") as env_file:
