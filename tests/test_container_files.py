@@ -935,3 +935,58 @@ def _lease_rows(store: Any) -> list[str]:
     with store.engine.connect() as conn:
         return [r[0] for r in conn.execute(select(target_state.c.leased_by)
                                            .where(target_state.c.leased_by.is_not(None))).all()]
+
+
+@pytest.mark.timeout(180)
+def test_a_mounted_clone_owned_by_another_uid_is_read_with_the_image_s_git_config(pg_server, incident_db):
+    """`[environments.NAME.git]` in a container: the clone is a host folder mounted into it and
+    owned by another uid than 10001, which git refuses ("dubious ownership") unless the image's
+    system config trusts it. The Dockerfile's own `git config --system …` commands are applied
+    to a file GIT_CONFIG_SYSTEM points at (this machine's /etc/gitconfig is left alone)."""
+    if not as_image_user():
+        pytest.skip("needs root to run as uid 10001 on a clone owned by root")
+    import tempfile
+
+    from checks.demo_stack import build_sample_repo
+
+    root = Path(tempfile.mkdtemp(prefix="driftwatch-git-mount-"))
+    os.chmod(root, 0o755)
+    parts = urlsplit(incident_db)
+    proxy = None
+    try:
+        build_sample_repo(root / "app")  # owned by root, like a host clone of uid 1000 would be
+        subprocess.run(["chmod", "-R", "a+rX", str(root / "app")], check=True)
+        gitconfig = root / "gitconfig"
+        gitconfig.touch()
+        runs = " && ".join(args for kw, args in instructions() if kw == "RUN")
+        commands = [c.strip() for c in runs.split("&&") if c.strip().startswith("git config --system")]
+        assert commands
+        for command in commands:
+            subprocess.run(shlex.split(command), check=True, env={**os.environ, "GIT_CONFIG_SYSTEM": str(gitconfig)})
+        os.chmod(gitconfig, 0o644)
+        host, port, proxy = store_address(pg_server)
+        database_url = f"postgresql://{parts.username or 'postgres'}@{host}:{port}{parts.path}"
+        (root / "driftwatch.toml").write_text(
+            '[environments.production]\ndatabase_url = "env:DATABASE_URL"\n\n'
+            f'[environments.production.git]\nrepo = "{root / "app"}"\nschema = "prisma/schema.prisma"\n'
+            'migrations = "prisma/migrations"\nref = "main"\n')
+        home = owned_by_image_user(root / "home")
+        env = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8",
+               "HOME": str(home), **{k: v for k, v in dockerfile_env().items() if k != "DRIFTWATCH_STATE_DIR"},
+               "PYTHONPATH": str(ROOT), "XDG_DATA_HOME": str(home), "DATABASE_URL": database_url}
+        argv = [sys.executable, "-m", "checks", "poll", "--once", "--format", "json",
+                "--config", str(root / "driftwatch.toml")]
+
+        def drift(extra: dict[str, str]) -> dict[str, Any]:
+            done = run_as_image_user(argv, {**env, **extra}, timeout=120)
+            assert done.returncode in (0, 2), done.stderr
+            return json.loads(done.stdout)["environments"][0]["drift"]
+
+        refused = drift({"GIT_CONFIG_SYSTEM": "/dev/null"})  # what git does without the image's config
+        assert refused["state"] == "error" and "dubious ownership" in refused["reason"], refused
+        read = drift({"GIT_CONFIG_SYSTEM": str(gitconfig)})
+        assert read["state"] in ("ok", "failing") and read.get("schema_commit"), read
+    finally:
+        if proxy is not None:
+            proxy.close()
+        shutil.rmtree(root, ignore_errors=True)
