@@ -865,14 +865,15 @@ def test_docker_run_without_configuration_serves_the_demo_from_data_as_uid_10001
     root = Path(tempfile.mkdtemp(prefix="driftwatch-docker-run-"))
     os.chmod(root, 0o755)
     project = Project(root, "", 0)
-    project.paths = {"/app": ROOT, "/data": owned_by_image_user(root / "data"),
-                     "/home/driftwatch": owned_by_image_user(root / "home")}
-    port = free_port()
-    service = {"environment": {}}  # what `docker run` adds: nothing
-    dashboard = project.container("dashboard", service, port)
-    assert set(dashboard.env) == {"PATH", "LANG", "HOME", *dockerfile_env()}
-    data = project.paths["/data"]
+    data = root / "data"
+    dashboard = None
     try:
+        project.paths = {"/app": ROOT, "/data": owned_by_image_user(data),
+                         "/home/driftwatch": owned_by_image_user(root / "home")}
+        port = free_port()
+        service = {"environment": {}}  # what `docker run` adds: nothing
+        dashboard = project.container("dashboard", service, port)
+        assert set(dashboard.env) == {"PATH", "LANG", "HOME", *dockerfile_env()}
         dashboard.start()
 
         def healthy() -> bool:
@@ -903,7 +904,8 @@ def test_docker_run_without_configuration_serves_the_demo_from_data_as_uid_10001
         assert not dashboard.session_alive()
         assert "Traceback" not in dashboard.tail(), dashboard.tail()
     finally:
-        dashboard.kill()
+        if dashboard is not None:
+            dashboard.kill()
         _stop_postgres(data / "demo-pg")
         shutil.rmtree(root, ignore_errors=True)
 
