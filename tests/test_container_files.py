@@ -18,6 +18,7 @@ proven without one is proven in two parts:
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -463,23 +464,49 @@ def read_env_file(path: Path) -> dict[str, str]:
     return out
 
 
+@functools.cache
+def own_namespaces() -> bool:
+    """Whether services can run as containers do: PID 1 of their own PID namespace (the kernel
+    delivers SIGTERM to a PID 1 only through a handler it installed: the image has no init) and
+    with their own hostname (a lease's owner is `hostname:pid`)."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        return False
+    done = subprocess.run(["unshare", "--pid", "--uts", "--fork", "sh", "-c", "hostname probe && echo $$"],
+                          capture_output=True, text=True, timeout=30)
+    return done.returncode == 0 and done.stdout.strip() == "1"
+
+
 @dataclass
 class Container:
     """One compose service as a local process: the image's WORKDIR, ENV and USER, the service's
-    env_file, environment and command, with the mappings listed in `paths` and `hosts`."""
+    env_file, environment and command, with the mappings of `Project`. When this machine allows
+    it, the command is PID 1 of its own PID namespace with the service's name as its hostname,
+    as in a container; `pid` is that process (what `docker stop` signals)."""
 
     name: str
     argv: list[str]
     env: dict[str, str]
     log: Path
-    proc: subprocess.Popen[bytes] | None = None
+    proc: subprocess.Popen[bytes] | None = None  # the process started here (unshare, or the service)
 
     def start(self) -> Container:
+        wrapper = (["unshare", "--pid", "--uts", "--fork", "--kill-child", "sh", "-c", 'hostname "$0" && exec "$@"',
+                    self.name] if own_namespaces() else [])
         out = open(self.log, "wb")
-        self.proc = subprocess.Popen([*as_image_user(), *self.argv], cwd=ROOT, env=self.env, stdout=out,
+        self.proc = subprocess.Popen([*wrapper, *as_image_user(), *self.argv], cwd=ROOT, env=self.env, stdout=out,
                                      stderr=subprocess.STDOUT, start_new_session=True)
         out.close()
         return self
+
+    @property
+    def pid(self) -> int:
+        """The service's PID 1 (its pid on this machine)."""
+        assert self.proc is not None
+        if not own_namespaces():
+            return self.proc.pid
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        found = wait_for(f"{self.name}'s PID 1", lambda: children.read_text().split(), timeout=10, every=0.05)
+        return int(found[0])
 
     def tail(self) -> str:
         return self.log.read_text(errors="replace")[-3000:]
@@ -768,10 +795,12 @@ def test_compose_rehearsal_store_dashboard_and_two_pollers_as_local_processes(pr
         if as_image_user():  # every service runs as the image's USER, Streamlit's child included
             for c in containers:
                 for pid in c.session_alive():
-                    assert uid_of(pid) == IMAGE_UID, (c.name, pid)
+                    if pid != c.proc.pid or not own_namespaces():  # unshare stands for the engine
+                        assert uid_of(pid) == IMAGE_UID, (c.name, pid)
 
         # 2. both pollers record into the PostgreSQL store; watch who holds the leases
-        owners = {str(c.proc.pid): c.name for c in pollers}
+        owners = {(f"{c.name}:1" if own_namespaces() else f"{socket.gethostname()}:{c.pid}"): c.name
+                  for c in pollers}
         seen: set[str] = set()
 
         with HistoryStore.open(store_url) as store:
@@ -779,7 +808,7 @@ def test_compose_rehearsal_store_dashboard_and_two_pollers_as_local_processes(pr
                 for c in pollers:
                     assert c.proc.poll() is None, f"{c.name} exited with {c.proc.returncode}:\n{c.tail()}"
                 for state in _lease_rows(store):
-                    seen.add(state.rsplit(":", 1)[-1])
+                    seen.add(state)
                 latest = store.latest("production")
                 return (set(owners) <= seen and len(latest) == len(CHECKS)
                         and all(s.checked_at is not None for s in latest))
@@ -810,7 +839,7 @@ def test_compose_rehearsal_store_dashboard_and_two_pollers_as_local_processes(pr
             deadline = time.monotonic() + 4 * INTERVAL_S
             while time.monotonic() < deadline:
                 for state in _lease_rows(store):
-                    seen.add(state.rsplit(":", 1)[-1])
+                    seen.add(state)
                 time.sleep(0.3)
 
             # 4. no check ran twice in one interval: the gaps between a check's results
@@ -828,13 +857,15 @@ def test_compose_rehearsal_store_dashboard_and_two_pollers_as_local_processes(pr
         assert set(owners) <= seen, (owners, seen)
         # The dashboard runs the configured checks too (dashboard/monitor.py: its own Poller,
         # through the same leases) once a page is open: a third sharer, not a second run.
-        dashboard_pids = {str(pid) for pid in dashboard.session_alive()}
-        print(f"leases taken by: pollers {sorted(owners.values())}, dashboard {bool(dashboard_pids & seen)}")
+        dashboard_owner = (lambda o: o.startswith("dashboard:")) if own_namespaces() else (
+            lambda o: int(o.rsplit(":", 1)[1]) in dashboard.session_alive())
+        print(f"leases taken by: pollers {sorted(owners.values())}, dashboard {any(map(dashboard_owner, seen))}; "
+              f"each service PID 1 of its own namespace: {own_namespaces()}")
 
         # 5. `docker stop`: SIGTERM to each service's PID 1, SIGKILL after 10 s
         for c in containers:
             t0 = time.monotonic()
-            c.proc.send_signal(signal.SIGTERM)
+            os.kill(c.pid, signal.SIGTERM)
             try:
                 c.proc.wait(timeout=STOP_GRACE_S)
             except subprocess.TimeoutExpired:
@@ -891,7 +922,7 @@ def test_docker_run_without_configuration_serves_the_demo_from_data_as_uid_10001
         wait_for("the history store in /data", lambda: list(data.rglob("history.sqlite3")), timeout=60)
         assert not list(project.paths["/home/driftwatch"].rglob("history.sqlite3"))
         t0 = time.monotonic()
-        dashboard.proc.send_signal(signal.SIGTERM)
+        os.kill(dashboard.pid, signal.SIGTERM)
         try:
             dashboard.proc.wait(timeout=STOP_GRACE_S)
         except subprocess.TimeoutExpired:
