@@ -14,15 +14,27 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONPATH=/app \
-    DRIFTWATCH_STATE_DIR=/data
+    DRIFTWATCH_STATE_DIR=/data \
+    XDG_DATA_HOME=/data
 
 WORKDIR /app
+
+# `[environments.NAME.git]` reads the schema at the deployed commit with git, which slim images
+# lack; the clone is a host folder mounted into the container and owned by another uid, which
+# git refuses ("detected dubious ownership") unless it is a safe.directory.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends git \
+ && rm -rf /var/lib/apt/lists/* \
+ && git config --system --add safe.directory '*'
 
 # Dependencies first, so code changes do not reinstall them.
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 # PostgreSQL (the demo's pgserver) refuses to run as root, and so should a dashboard.
+# /data is the volume: the demo's PostgreSQL (DRIFTWATCH_STATE_DIR) and, without a [store],
+# the default history store and audit log ($XDG_DATA_HOME/driftwatch/history.sqlite3), which
+# would otherwise sit in the container's home and be lost with the container.
 RUN useradd --create-home --uid 10001 driftwatch \
  && mkdir -p /data /config \
  && chown driftwatch:driftwatch /data
