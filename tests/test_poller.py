@@ -339,6 +339,66 @@ def test_a_store_that_goes_down_is_retried_while_states_stay_in_memory(pg_server
         assert {c.name for c in store.latest() if c.checked_at is not None} == {"h0", "h1"}
 
 
+@pytest.mark.timeout(120)
+def test_results_seen_while_the_store_was_down_are_written_with_their_own_times_once_it_is_back(
+        pg_server, make_db, tmp_path):
+    """An outage of the store must not leave a hole in the postmortem: the failure that began
+    during it is a flip and an incident dated when it happened, not when the store came back."""
+    import psycopg
+    from urllib.parse import urlsplit
+
+    url = make_db()
+    store_url = psycopg_url(url)
+    name = urlsplit(url).path.lstrip("/")
+    log = tmp_path / "poller.log"
+    admin = psycopg.connect(pg_server.url, autocommit=True)
+    marks: dict[str, object] = {}
+
+    async def main():
+        poller = Poller(health_units("production", 1, 1), store_url=store_url,
+                        probes=scripted({"h0": ["ok", "ok"] + ["failing"] * 200}), log=log.open("w"),
+                        store_retry_s=(0.2, 0.5))
+        task = asyncio.create_task(poller.run())
+
+        async def until(cond, what):
+            for _ in range(400):
+                if cond():
+                    return
+                await asyncio.sleep(0.05)
+            raise AssertionError(what)
+
+        await until(lambda: poller.rounds >= 1 and poller.store_up, "first round with the store")
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,))
+        await until(lambda: not poller.store_up, "store noticed down")
+        await until(lambda: poller.states[("production", "health", "h0")].state == "failing", "h0 failing")
+        marks["failed_at"] = poller.results[("production", "health", "h0")].checked_at
+        rounds_down = poller.rounds
+        await until(lambda: poller.rounds >= rounds_down + 3, "rounds while the store is down")
+        marks["back_at"] = utcnow()
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        await until(lambda: poller.store_up, "store back")
+        poller.stop()
+        await task
+
+    try:
+        asyncio.run(main())
+    finally:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        admin.close()
+    said = log.read_text()
+    assert "result(s) seen while the history store was down" in said and "history store is back" in said, said
+    with HistoryStore.open(store_url) as store:
+        [flip] = [f for f in store.flips("production") if f.name == "h0" and f.to_state == "failing"]
+        assert flip.at < marks["back_at"]  # dated when it happened
+        assert abs((flip.at - marks["failed_at"]).total_seconds()) < 1.5
+        [incident] = store.incidents("production")
+        assert incident.opened_at < marks["back_at"] and incident.closed_at is None
+        [h0] = [t for t in store.targets("production") if t.name == "h0"]
+        during = store.observations(h0.id, since=marks["failed_at"], until=marks["back_at"])
+        assert len(during) >= 3 and all(o.state == "failing" for o in during)
+
+
 # -- processes: SIGTERM and three pollers sharing one store -----------------------------------
 
 

@@ -11,8 +11,11 @@ to the webhook (never waiting for it), and every `maintenance_s` rolls up and pr
 
 A store that is down does not stop the watching: the poller keeps each check's state in
 memory (and on /metrics), schedules the checks itself, and retries the store with backoff
-(1 s doubling to 60 s); once it is back, leasing resumes. Results seen while it was down are
-not replayed into it: the state is current again with the next result.
+(1 s doubling to 60 s); once it is back, the results seen meanwhile are written into it first,
+in the order they were seen — with their own times, so the flips, the incident's opening and
+the postmortem report say when things really happened — then leasing resumes. At most
+`MAX_UNRECORDED` results are kept for that (the oldest are dropped beyond, and the log says
+how many); their notifications were sent when they were seen, not again.
 
 `stop()` lets the round in flight finish, then `run` returns.
 """
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from collections import deque
 from functools import partial
 import socket
 import sys
@@ -36,6 +40,7 @@ MAX_SLEEP_S = 5.0
 STORE_RETRY_FIRST_S = 1.0
 STORE_RETRY_MAX_S = 60.0
 MAINTENANCE_S = 600.0
+MAX_UNRECORDED = 50_000  # results kept while the store is down (~1 KiB each), written once it is back
 
 
 def default_owner() -> str:
@@ -102,6 +107,10 @@ class Poller:
         self._next_maintenance = 0.0
         self._stop: asyncio.Event | None = None
         self._stop_requested = False
+        # Results seen while the store was down, oldest first, to be written once it is back.
+        self._unrecorded: deque[UnitResult] = deque()
+        self._unrecorded_count = 0
+        self.dropped_while_down = 0
 
     # -- control -----------------------------------------------------------------------------
 
@@ -181,6 +190,16 @@ class Poller:
         except Exception as exc:  # noqa: BLE001 - HistoryError, or a driver error on the way
             self._store_down(exc, now)
             return
+        if self._unrecorded:
+            try:
+                written = await asyncio.to_thread(self._replay, store, ids)
+            except Exception as exc:  # noqa: BLE001 - down again: keep what is left, retry later
+                self._store_down(exc, now)
+                return
+            self._say(f"recorded {written} result(s) seen while the history store was down"
+                      + (f" ({self.dropped_while_down} older one(s) could not be kept)" if self.dropped_while_down
+                         else ""))
+            self.dropped_while_down = 0
         self.store, self._ids = store, ids
         if self.store_error is not None:
             self._say(f"history store is back: {store.location}")
@@ -192,6 +211,36 @@ class Poller:
                 self.states[key] = Status(check.state, check.reason, check.failures, check.since)
             if check.kind == "deployment" and check.detail and check.detail.get("commit"):
                 self.runner.commits.setdefault(check.environment, check.detail["commit"])
+
+    def _keep_unrecorded(self, results: list[UnitResult]) -> None:
+        """Keep results the store could not take, for `_replay`; beyond MAX_UNRECORDED the
+        oldest go (counted, and said when the store is back)."""
+        for item in results:
+            self._unrecorded.append(item)
+            self._unrecorded_count += len(item.results)
+        while self._unrecorded_count > MAX_UNRECORDED and self._unrecorded:
+            dropped = self._unrecorded.popleft()
+            self._unrecorded_count -= len(dropped.results)
+            self.dropped_while_down += len(dropped.results)
+
+    def _replay(self, store: Any, ids: dict[tuple[str, str, str], int]) -> int:
+        """Write the kept results in the order they were seen, each environment's incident
+        judged at each result's own time (an outage's incident opens when it began, not when
+        the store came back). Runs in a worker thread; what was written is removed as it goes,
+        so a store that fails again midway loses nothing."""
+        written = 0
+        while self._unrecorded:
+            item = self._unrecorded[0]
+            for result in item.results:
+                key = (item.unit.environment, result.kind, result.name)
+                if key in ids:
+                    store.record_result(ids[key], result, failure_threshold=item.unit.failure_threshold)
+                    written += 1
+            if item.results:
+                store.update_incident(item.unit.environment, now=max(r.checked_at for r in item.results))
+            self._unrecorded.popleft()
+            self._unrecorded_count -= len(item.results)
+        return written
 
     def _store_down(self, exc: BaseException, now: float) -> None:
         message = _one_line(exc)
@@ -242,6 +291,8 @@ class Poller:
                 for key, flip in flipped.items():
                     changes.append(Change(key[0], key[1], key[2], flip.from_state, flip.to_state, flip.reason,
                                           flip.at, "?"))
+        if not recorded:
+            self._keep_unrecorded(results)
         for item in results:
             for result in item.results:
                 key = (item.unit.environment, result.kind, result.name)
