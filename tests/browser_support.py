@@ -110,3 +110,29 @@ def full_screenshot(page, path: Path) -> None:
     page.wait_for_timeout(300)
     page.screenshot(path=str(path))
     page.set_viewport_size(size)
+
+
+def render_page(port: int, timeout: float = 90) -> str:
+    """Run the dashboard's default page over Streamlit's own websocket, as a browser does, and
+    return every message it sent back (text, tables) as one string."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+    from websockets.sync.client import connect
+
+    chunks = []
+    with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], open_timeout=10,
+                 max_size=None) as ws:
+        msg = BackMsg()
+        msg.rerun_script.query_string = ""
+        ws.send(msg.SerializeToString())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            raw = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+            forward = ForwardMsg()
+            forward.ParseFromString(raw)
+            chunks.append(raw)
+            if forward.WhichOneof("type") == "script_finished":
+                break
+        else:
+            raise AssertionError("the page did not finish")
+    return b"".join(chunks).decode("utf-8", errors="replace")

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from browser_support import render_page
 from checks.cli import build_parser
 from tests.conftest import ROOT
 
@@ -584,32 +585,6 @@ def healthcheck(port: int, env: dict[str, str]) -> subprocess.CompletedProcess[s
     """The Dockerfile's HEALTHCHECK command, exactly, with the published port swapped."""
     argv = [sys.executable if a == "python" else a.replace(":8501/", f":{port}/") for a in healthcheck_command()]
     return run_as_image_user(argv, env, timeout=5)
-
-
-def render_page(port: int, timeout: float = 90) -> str:
-    """Run the dashboard's default page over Streamlit's own websocket, as a browser does, and
-    return every message it sent back (text, tables) as one string."""
-    from streamlit.proto.BackMsg_pb2 import BackMsg
-    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
-    from websockets.sync.client import connect
-
-    chunks = []
-    with connect(f"ws://127.0.0.1:{port}/_stcore/stream", subprotocols=["streamlit"], open_timeout=10,
-                 max_size=None) as ws:
-        msg = BackMsg()
-        msg.rerun_script.query_string = ""
-        ws.send(msg.SerializeToString())
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            raw = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
-            forward = ForwardMsg()
-            forward.ParseFromString(raw)
-            chunks.append(raw)
-            if forward.WhichOneof("type") == "script_finished":
-                break
-        else:
-            raise AssertionError("the page did not finish")
-    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def wait_for(what: str, condition: Any, timeout: float, every: float = 0.5) -> Any:

@@ -135,6 +135,55 @@ def test_driftwatch_dashboard_serves_the_configured_environments_and_stops_on_si
                 os.killpg(proc.pid, signal.SIGKILL)
 
 
+def test_driftwatch_dashboard_reads_the_secrets_of_the_directory_it_was_started_from(tmp_path, incident_db):
+    """`secret:NAME` answered from ./.streamlit/secrets.toml of the operator's directory (as
+    `config check` reads it), not the repository's, which Streamlit alone would read."""
+    import os
+    import signal
+
+    from browser_support import free_port, render_page
+
+    project = tmp_path / "project"
+    (project / ".streamlit").mkdir(parents=True)
+    (project / ".streamlit" / "secrets.toml").write_text(f'STAGING_DATABASE_URL = "{incident_db}"\n')
+    (project / "driftwatch.toml").write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "h.sqlite3"}"\n\n'
+        f'[environments.staging]\ndatabase_url = "secret:STAGING_DATABASE_URL"\nschema = "{SCHEMA}"\n')
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DRIFTWATCH_CONFIG")}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen([sys.executable, "-m", "checks", "dashboard", "--port", str(port)], cwd=project, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    try:
+        assert proc.stdout.readline().strip() == f"dashboard: http://127.0.0.1:{port}/"
+        import time
+
+        import httpx
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).text.strip() == "ok":
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the dashboard never became healthy"
+            time.sleep(0.3)
+        page = render_page(port, timeout=120)
+        assert "table avatar_projects does not exist" in page
+        assert "STAGING_DATABASE_URL is not set" not in page
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    missing = subprocess.run([sys.executable, "-m", "checks", "dashboard", "--secrets", str(tmp_path / "nope.toml")],
+                             cwd=project, env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and missing.stderr.strip().endswith("no such file")
+
+
 def test_driftwatch_dashboard_with_a_missing_config_is_one_error_line(tmp_path):
     done = subprocess.run([sys.executable, "-m", "checks", "dashboard", "--config", str(tmp_path / "nope.toml")],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
