@@ -51,6 +51,22 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_healthy(port: int, proc: subprocess.Popen, timeout: float = 60, *, log=lambda: "") -> None:
+    """Until Streamlit on 127.0.0.1:`port` answers its health check; fails at once when `proc`
+    (the process serving it) has exited, with `log()`'s tail."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}:\n{log()}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).text.strip() == "ok":
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"streamlit not healthy after {timeout} s:\n{log()}")
+
+
 class StreamlitServer:
     """`streamlit run dashboard/app.py` from the repository root, in its own process group.
 
@@ -73,17 +89,7 @@ class StreamlitServer:
         )
 
     def wait_healthy(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"streamlit exited with {self.proc.returncode}:\n{self.log()}")
-            try:
-                if httpx.get(f"{self.url}_stcore/health", timeout=2).text.strip() == "ok":
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        raise RuntimeError(f"streamlit not healthy after {timeout} s:\n{self.log()}")
+        wait_healthy(self.port, self.proc, timeout, log=self.log)
 
     def log(self) -> str:
         self._log.flush()

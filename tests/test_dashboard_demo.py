@@ -6,8 +6,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Iterator
 
 import psycopg
 
@@ -98,80 +100,23 @@ def test_the_dashboard_reads_a_resident_pollers_results_instead_of_probing(tmp_p
     assert not probed
 
 
-def test_driftwatch_dashboard_serves_the_configured_environments_and_stops_on_sigterm(tmp_path, incident_db):
-    import os
-    import signal
-    import time
-
-    import httpx
-
-    from browser_support import free_port
-
-    (tmp_path / "driftwatch.toml").write_text(
-        f'[store]\nurl = "sqlite:///{tmp_path / "h.sqlite3"}"\n\n'
-        f'[environments.staging]\ndatabase_url = "{incident_db}"\nschema = "{SCHEMA}"\n')
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DRIFTWATCH_CONFIG")}
-    proc = subprocess.Popen([sys.executable, "-m", "checks", "dashboard", "--config", str(tmp_path / "driftwatch.toml"),
-                             "--port", str(port)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        assert proc.stdout.readline().strip() == f"dashboard: http://127.0.0.1:{port}/"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).text.strip() == "ok":
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError("the dashboard never became healthy")
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-
-
-def test_driftwatch_dashboard_reads_the_secrets_of_the_directory_it_was_started_from(tmp_path, incident_db):
-    """`secret:NAME` answered from ./.streamlit/secrets.toml of the operator's directory (as
-    `config check` reads it), not the repository's, which Streamlit alone would read."""
+@contextmanager
+def driftwatch_dashboard(args: list[str], *, cwd: Path, env: dict[str, str]) -> Iterator[tuple[subprocess.Popen, int]]:
+    """`driftwatch dashboard ARGS --port N` as an operator runs it, healthy; SIGTERM on the way out
+    (`proc.returncode` then says how it ended)."""
     import os
     import signal
 
-    from browser_support import free_port, render_page
+    from browser_support import free_port, wait_healthy
 
-    project = tmp_path / "project"
-    (project / ".streamlit").mkdir(parents=True)
-    (project / ".streamlit" / "secrets.toml").write_text(f'STAGING_DATABASE_URL = "{incident_db}"\n')
-    (project / "driftwatch.toml").write_text(
-        f'[store]\nurl = "sqlite:///{tmp_path / "h.sqlite3"}"\n\n'
-        f'[environments.staging]\ndatabase_url = "secret:STAGING_DATABASE_URL"\nschema = "{SCHEMA}"\n')
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DRIFTWATCH_CONFIG")}
-    env["PYTHONPATH"] = str(ROOT)
-    proc = subprocess.Popen([sys.executable, "-m", "checks", "dashboard", "--port", str(port)], cwd=project, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    proc = subprocess.Popen([sys.executable, "-m", "checks", "dashboard", *args, "--port", str(port)], cwd=cwd,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
     try:
         assert proc.stdout.readline().strip() == f"dashboard: http://127.0.0.1:{port}/"
-        import time
-
-        import httpx
-
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).text.strip() == "ok":
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, "the dashboard never became healthy"
-            time.sleep(0.3)
-        page = render_page(port, timeout=120)
-        assert "table avatar_projects does not exist" in page
-        assert "STAGING_DATABASE_URL is not set" not in page
+        wait_healthy(port, proc)
+        yield proc, port
     finally:
         proc.send_signal(signal.SIGTERM)
         try:
@@ -179,6 +124,42 @@ def test_driftwatch_dashboard_reads_the_secrets_of_the_directory_it_was_started_
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+def operator_env(**extra: str) -> dict[str, str]:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "DRIFTWATCH_CONFIG")}
+    return {**env, **extra}
+
+
+def test_driftwatch_dashboard_serves_the_configured_environments_and_stops_on_sigterm(tmp_path, incident_db):
+    import signal
+
+    (tmp_path / "driftwatch.toml").write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "h.sqlite3"}"\n\n'
+        f'[environments.staging]\ndatabase_url = "{incident_db}"\nschema = "{SCHEMA}"\n')
+    with driftwatch_dashboard(["--config", str(tmp_path / "driftwatch.toml")], cwd=ROOT, env=operator_env()) as (proc, _):
+        pass
+    assert proc.returncode in (0, -signal.SIGTERM)
+
+
+def test_driftwatch_dashboard_reads_the_secrets_of_the_directory_it_was_started_from(tmp_path, incident_db):
+    """`secret:NAME` answered from ./.streamlit/secrets.toml of the operator's directory (as
+    `config check` reads it), not the repository's, which Streamlit alone would read."""
+    from browser_support import render_page
+
+    project = tmp_path / "project"
+    (project / ".streamlit").mkdir(parents=True)
+    (project / ".streamlit" / "secrets.toml").write_text(f'STAGING_DATABASE_URL = "{incident_db}"\n')
+    (project / "driftwatch.toml").write_text(
+        f'[store]\nurl = "sqlite:///{tmp_path / "h.sqlite3"}"\n\n'
+        f'[environments.staging]\ndatabase_url = "secret:STAGING_DATABASE_URL"\nschema = "{SCHEMA}"\n')
+    env = operator_env(PYTHONPATH=str(ROOT))
+    with driftwatch_dashboard([], cwd=project, env=env) as (_, port):
+        page = render_page(port, timeout=120)
+    assert "table avatar_projects does not exist" in page
+    assert "STAGING_DATABASE_URL is not set" not in page
     missing = subprocess.run([sys.executable, "-m", "checks", "dashboard", "--secrets", str(tmp_path / "nope.toml")],
                              cwd=project, env=env, capture_output=True, text=True, timeout=60)
     assert missing.returncode == 1 and missing.stderr.strip().endswith("no such file")
@@ -192,54 +173,79 @@ def test_driftwatch_dashboard_with_a_missing_config_is_one_error_line(tmp_path):
     assert len(done.stderr.strip().splitlines()) == 1
 
 
-def test_the_dashboard_runs_each_configured_check_on_its_own_interval_through_the_poller(tmp_path):
-    import threading
-    import time
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+class HealthEndpoint:
+    """A real /health on 127.0.0.1 answering `{"status": "ok"}` with status `code` (change it
+    while it runs); `hits` lists the paths asked for."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        endpoint = self
+        self.code, self.hits = 200, []
+
+        class Health(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802
+                endpoint.hits.append(self.path)
+                body = b'{"status": "ok"}'
+                self.send_response(endpoint.code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_port}/health"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def watching_one_health_check(tmp_path: Path, health: HealthEndpoint, store_url: str, *, interval_s: int,
+                              failure_threshold: int | None = None):
+    """The dashboard's monitor watching environment `prod` with one health check, through its
+    background poller (a probe of its own fails the test)."""
+    import pytest
 
     from checks.config import load_config
-    from checks.history import HistoryStore
     from dashboard.environments import Environment
     from dashboard.monitor import Monitor
 
-    hits = []
-
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802
-            hits.append(self.path)
-            body = b'{"status": "ok"}'
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = str(tmp_path / "h.sqlite3")
+    threshold = f"failure_threshold = {failure_threshold}\n" if failure_threshold else ""
     (tmp_path / "driftwatch.toml").write_text(
-        f'[environments.prod]\n[[environments.prod.health]]\nname = "api"\n'
-        f'url = "http://127.0.0.1:{server.server_port}/health"\ninterval_s = 3600\n'
-        'conditions = ["[STATUS] == 200"]\n')
+        f'[environments.prod]\n{threshold}[[environments.prod.health]]\nname = "api"\n'
+        f'url = "{health.url}"\ninterval_s = {interval_s}\nconditions = ["[STATUS] == 200"]\n')
     config = load_config(tmp_path / "driftwatch.toml", environ={})
     monitor = Monitor(lambda env: pytest.fail("the dashboard probed instead of its poller"), interval_s=1,
-                      store_url=url)
+                      store_url=store_url)
+    monitor.watch([Environment("prod", None, None, None, config=config.environments["prod"])])
+    return monitor
+
+
+def test_the_dashboard_runs_each_configured_check_on_its_own_interval_through_the_poller(tmp_path):
+    import time
+
+    from checks.history import HistoryStore
+
+    health = HealthEndpoint()
+    url = str(tmp_path / "h.sqlite3")
+    monitor = watching_one_health_check(tmp_path, health, url, interval_s=3600)
     try:
-        monitor.watch([Environment("prod", None, None, None, config=config.environments["prod"])])
         assert monitor.wait_first_round("prod", timeout_s=30)
         time.sleep(3)  # three refreshes of the pages' states: the hourly check is not run again
         [shown] = monitor.latest("prod")
         assert (shown.result.kind, shown.state, shown.stale) == ("health", "ok", False)
-        assert len(hits) == 1
+        assert len(health.hits) == 1
         with HistoryStore.open(url) as store:
             assert store.next_due(["prod"]) is not None  # leased on its interval, like `driftwatch poll`'s
     finally:
         monitor.stop()
-        server.shutdown()
-        server.server_close()
+        health.close()
     assert monitor._poller_thread is None
 
 
@@ -289,48 +295,19 @@ def test_with_the_history_store_down_the_pages_show_the_in_process_pollers_fresh
     """The store (PostgreSQL) refuses connections mid-watch: the dashboard's poller keeps checking
     in memory, and the pages show those results — current, with the store's outage said —
     instead of letting every state turn stale while the checks are in fact running."""
-    import threading
     import time
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     from urllib.parse import urlsplit
 
-    import pytest
-
-    from checks.config import load_config
-    from dashboard.environments import Environment
-    from dashboard.monitor import Monitor
-
-    status = {"code": 200}
-
-    class Health(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = b'{"status": "ok"}'
-            self.send_response(status["code"])
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Health)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    health = HealthEndpoint()
     store_url = make_db("")
     store_db = urlsplit(store_url).path.lstrip("/")
-    (tmp_path / "driftwatch.toml").write_text(
-        f'[environments.prod]\nfailure_threshold = 1\n[[environments.prod.health]]\nname = "api"\n'
-        f'url = "http://127.0.0.1:{server.server_port}/health"\ninterval_s = 1\n'
-        'conditions = ["[STATUS] == 200"]\n')
-    config = load_config(tmp_path / "driftwatch.toml", environ={})
-    monitor = Monitor(lambda env: pytest.fail("the dashboard probed instead of its poller"), interval_s=1,
-                      store_url=store_url)
+    monitor = watching_one_health_check(tmp_path, health, store_url, interval_s=1, failure_threshold=1)
     admin = psycopg.connect(pg_server.url, autocommit=True)
     try:
-        monitor.watch([Environment("prod", None, None, None, config=config.environments["prod"])])
         assert monitor.wait_first_round("prod", timeout_s=30)
         admin.execute(f'ALTER DATABASE "{store_db}" ALLOW_CONNECTIONS false')
         admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (store_db,))
-        status["code"] = 500  # the API breaks during the store's outage
+        health.code = 500  # the API breaks during the store's outage
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             [shown] = monitor.latest("prod")
@@ -346,5 +323,4 @@ def test_with_the_history_store_down_the_pages_show_the_in_process_pollers_fresh
         admin.execute(f'ALTER DATABASE "{store_db}" ALLOW_CONNECTIONS true')
         admin.close()
         monitor.stop()
-        server.shutdown()
-        server.server_close()
+        health.close()

@@ -16,6 +16,7 @@ class BackgroundServer:
     A subclass says which handler serves it (`handler()`) and may prepare in `_starting()`."""
 
     thread_name = "example-service"
+    poll_interval = 0.5  # how often serve_forever looks for a shutdown: the longest `stop()` waits
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         self.host, self.port = host, port
@@ -36,7 +37,8 @@ class BackgroundServer:
         self._httpd = ThreadingHTTPServer((self.host, self.port), self.handler())
         self._httpd.daemon_threads = True
         self.port = self._httpd.server_address[1]
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name=self.thread_name, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": self.poll_interval},
+                                        name=self.thread_name, daemon=True)
         self._thread.start()
         return self
 

@@ -33,13 +33,15 @@ import json
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+from examples.services.background import BackgroundServer
 
 __all__ = ["OIDCProvider", "User"]
 
@@ -83,8 +85,12 @@ def _int_bytes(n: int) -> bytes:
     return n.to_bytes((n.bit_length() + 7) // 8, "big")
 
 
-class OIDCProvider:
-    """The provider on a background thread; `user` may be changed while it runs."""
+class OIDCProvider(BackgroundServer):
+    """The provider on a background thread (start/stop/context manager: `BackgroundServer`);
+    `user` may be changed while it runs."""
+
+    thread_name = "oidc-provider"
+    poll_interval = 0.05  # tests start and stop one per test
 
     def __init__(self, *, client_id: str, client_secret: str, redirect_uris: list[str], user: User,
                  host: str = "127.0.0.1", port: int = 0) -> None:
@@ -93,7 +99,7 @@ class OIDCProvider:
         self.client_id, self.client_secret = client_id, client_secret
         self.redirect_uris = list(redirect_uris)
         self.user = user
-        self.host, self.port = host, port
+        super().__init__(host=host, port=port)
         self.authorizations: list[dict[str, str]] = []  # each /authorize query, as given
         self.token_requests: list[dict[str, Any]] = []  # each /token: the form (no secrets) and the answer
         self.logouts: list[dict[str, str]] = []
@@ -102,34 +108,13 @@ class OIDCProvider:
         self._codes: dict[str, _Grant] = {}
         self._access_tokens: dict[str, User] = {}
         self._lock = threading.Lock()
-        self._httpd: ThreadingHTTPServer | None = None
 
-    # -- life cycle ---------------------------------------------------------------------------
-
-    def start(self) -> OIDCProvider:
-        handler = type("Handler", (_Handler,), {"provider": self})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
-        self._httpd.daemon_threads = True
-        self.port = self._httpd.server_address[1]
-        threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                         name="oidc-provider", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._httpd is not None:
-            self._httpd.shutdown()
-            self._httpd.server_close()
-            self._httpd = None
-
-    def __enter__(self) -> OIDCProvider:
-        return self.start() if self._httpd is None else self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def handler(self) -> type[BaseHTTPRequestHandler]:
+        return type("Handler", (_Handler,), {"provider": self})
 
     @property
     def issuer(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return self.url
 
     @property
     def metadata_url(self) -> str:
