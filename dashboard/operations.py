@@ -69,15 +69,18 @@ def schema_paths(env: Any) -> tuple[str, str | None]:
     return str(source.schema), str(source.migrations) if source.migrations else None
 
 
-def _migrations(env: Any) -> str:
-    return schema_paths(env)[1] or env.migrations
+def _paths(env: Any) -> tuple[str, str]:
+    """(schema, migrations folder) for one action, read once: the deployed commit could change
+    between two reads, and each read of a git source runs git."""
+    schema, migrations = schema_paths(env)
+    return schema, migrations or env.migrations
 
 
-def _target(env: Any) -> Any:
-    return data.Target(env.database_url, schema_paths(env)[0])
+def _target(env: Any, schema: str) -> Any:
+    return data.Target(env.database_url, schema)
 
 
-def _fix_outcome(r: Any, env: Any) -> Outcome:
+def _fix_outcome(r: Any, env: Any, schema: str) -> Outcome:
     """A checks.operations FixResult as the page renders it: each planned statement with its
     safety and reason, what the guard did with it, what was skipped and what remains."""
     planned = list(r.plan.statements) if r.plan is not None else []
@@ -89,7 +92,7 @@ def _fix_outcome(r: Any, env: Any) -> Outcome:
         done = status.get(position[id(s)]) if id(s) in position else None
         results.append({"statement": n, "status": done.status if done else "not rehearsed",
                         "error": done.error if done else None})
-    error = data.one_line(r.error, _target(env)) if r.error is not None else None
+    error = _error(r.error, env, schema)
     rehearsal = None
     if r.mode == "rehearse":
         clean = error is None and all(x["status"] in ("rehearsed", "not rehearsed") for x in results)
@@ -113,7 +116,8 @@ def rehearse_fix(env: Any, actor: str) -> Outcome:
     from checks.operations import rehearse_fix as rehearse
 
     def call() -> Outcome:
-        return _fix_outcome(rehearse(env.database_url, schema_paths(env)[0], caller=_caller(env, actor)), env)
+        schema = schema_paths(env)[0]
+        return _fix_outcome(rehearse(env.database_url, schema, caller=_caller(env, actor)), env, schema)
     return _acting(env, actor, "fix (rehearsal)", call)
 
 
@@ -121,11 +125,12 @@ def apply_fix(env: Any, actor: str, *, allow_destructive: bool) -> Outcome:
     from checks.operations import apply_fix as apply
 
     def call() -> Outcome:
+        schema = schema_paths(env)[0]
         try:
-            return _fix_outcome(apply(env.database_url, schema_paths(env)[0], allow_destructive=allow_destructive,
-                                      caller=_caller(env, actor)), env)
+            return _fix_outcome(apply(env.database_url, schema, allow_destructive=allow_destructive,
+                                      caller=_caller(env, actor)), env, schema)
         finally:
-            data.forget(_target(env))  # the Schema drift page asks the database again
+            data.forget(_target(env, schema))  # the Schema drift page asks the database again
     return _acting(env, actor, "fix --apply", call)
 
 
@@ -134,10 +139,11 @@ def migration_status(env: Any) -> Outcome:
     from checks.errors import DriftwatchError
     from checks.migrations import status
 
+    schema, migrations = _paths(env)
     try:
-        found = status(env.database_url, _migrations(env))
+        found = status(env.database_url, migrations)
     except DriftwatchError as exc:
-        return Outcome(1, {}, "", _error(exc, env))
+        return Outcome(1, {}, "", _error(exc, env, schema))
     return Outcome(0 if found.up_to_date else 2, found.to_json())
 
 
@@ -147,7 +153,7 @@ def migration_scripts(env: Any, names: list[str]) -> dict[str, str]:
     from checks.migrations import read_migrations_dir
 
     try:
-        folder = read_migrations_dir(_migrations(env))
+        folder = read_migrations_dir(_paths(env)[1])
     except DriftwatchError:
         return {}
     return {n: m.script for n in names if (m := folder.get(n)) is not None}
@@ -161,8 +167,8 @@ def _caller(env: Any, actor: str) -> Any:
     return Caller(actor=actor, environment=env.name, history_url=store_url())
 
 
-def _error(exc: Any, env: Any) -> str | None:
-    return data.one_line(exc, _target(env)) if exc is not None else None
+def _error(exc: Any, env: Any, schema: str) -> str | None:
+    return data.one_line(exc, _target(env, schema)) if exc is not None else None
 
 
 def migrate_deploy(env: Any, actor: str) -> Outcome:
@@ -170,8 +176,8 @@ def migrate_deploy(env: Any, actor: str) -> Outcome:
     from checks.operations import deploy_migrations
 
     def call() -> Outcome:
-        out = deploy_migrations(env.database_url, _migrations(env), schema=schema_paths(env)[0],
-                                caller=_caller(env, actor))
+        schema, migrations = _paths(env)
+        out = deploy_migrations(env.database_url, migrations, schema=schema, caller=_caller(env, actor))
         lines = list(out.warnings)
         if out.result is not None:
             names = [m.name for m in out.result.applied]
@@ -179,7 +185,7 @@ def migrate_deploy(env: Any, actor: str) -> Outcome:
                          else "nothing to apply: every migration was already applied")
             lines += list(out.result.warnings)
         return Outcome(0 if out.error is None else 1, {"audit_id": out.audit_id}, "\n".join(lines),
-                       _error(out.error, env))
+                       _error(out.error, env, schema))
     return _acting(env, actor, "migrate deploy", call)
 
 
@@ -190,7 +196,8 @@ def rehearse_deploy(env: Any, actor: str) -> Outcome:
     from checks.operations import rehearse_deploy as rehearse
 
     def call() -> Outcome:
-        out = rehearse(env.database_url, _migrations(env), schema=schema_paths(env)[0], caller=_caller(env, actor))
+        schema, migrations = _paths(env)
+        out = rehearse(env.database_url, migrations, schema=schema, caller=_caller(env, actor))
         result: dict[str, Any] = {"audit_id": out.audit_id, "migrations": [], "remaining": None,
                                   "creates_table": False}
         if out.result is not None:
@@ -200,7 +207,7 @@ def rehearse_deploy(env: Any, actor: str) -> Outcome:
         if out.after is not None:
             result["remaining"] = [f"{f.severity} {f.message}" for f in out.after.findings]
         code = 0 if out.ok else 1
-        return Outcome(code, result, "\n".join(out.warnings), _error(out.error, env))
+        return Outcome(code, result, "\n".join(out.warnings), _error(out.error, env, schema))
     return _acting(env, actor, "migrate deploy (rehearsal)", call)
 
 
@@ -214,12 +221,12 @@ def migrate_command(env: Any, actor: str) -> Outcome:
         return Outcome(1, {}, "", "no [migrate] command is configured for this environment in driftwatch.toml")
 
     def call() -> Outcome:
-        out = deploy_with_command(env.database_url, _migrations(env), configured.command,
-                                  timeout=configured.timeout_s, schema=schema_paths(env)[0], cwd=configured.cwd,
-                                  caller=_caller(env, actor))
+        schema, migrations = _paths(env)
+        out = deploy_with_command(env.database_url, migrations, configured.command, timeout=configured.timeout_s,
+                                  schema=schema, cwd=configured.cwd, caller=_caller(env, actor))
         lines = list(out.result.output_tail) if out.result is not None else []
         lines += out.warnings
-        error = _error(out.error, env) if out.error is not None else out.message
+        error = _error(out.error, env, schema) if out.error is not None else out.message
         result = {"audit_id": out.audit_id, "applied": out.applied, "left": out.left, "command": out.command}
         return Outcome(0 if out.ok else 1, result, "\n".join(lines), error)
     return _acting(env, actor, "the migrate command", call)
@@ -229,8 +236,9 @@ def migrate_resolve(env: Any, actor: str, name: str, *, applied: bool) -> Outcom
     from checks.operations import resolve_migration
 
     def call() -> Outcome:
-        out = resolve_migration(env.database_url, _migrations(env), name, applied=applied,
-                                schema=schema_paths(env)[0], caller=_caller(env, actor))
+        schema, migrations = _paths(env)
+        out = resolve_migration(env.database_url, migrations, name, applied=applied, schema=schema,
+                                caller=_caller(env, actor))
         text = ""
         if out.result is not None:
             if applied:
@@ -241,7 +249,7 @@ def migrate_resolve(env: Any, actor: str, name: str, *, applied: bool) -> Outcom
                 text = f"{name} has no failed run left to mark; nothing changed"
         lines = [text, *out.warnings] if text else list(out.warnings)
         return Outcome(0 if out.error is None else 1, {"audit_id": out.audit_id}, "\n".join(lines),
-                       _error(out.error, env))
+                       _error(out.error, env, schema))
     return _acting(env, actor, "migrate resolve", call)
 
 
@@ -280,5 +288,5 @@ def run_runbook(env: Any, actor: str, name: str, *, apply: bool) -> Outcome:
             code = 0 if out.in_sync_after else 2
         else:
             code = 0
-        return Outcome(code, {"audit_id": out.audit_id}, "\n".join(lines), _error(out.error, env))
+        return Outcome(code, {"audit_id": out.audit_id}, "\n".join(lines), _error(out.error, env, schema))
     return _acting(env, actor, "a runbook", call)
