@@ -11,8 +11,9 @@ import socket
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Sequence
+from typing import IO, Iterator, Sequence
 
 import httpx
 import pytest
@@ -43,6 +44,19 @@ def _why_no_browser() -> str | None:
 
 NO_BROWSER = _why_no_browser()
 needs_chromium = pytest.mark.skipif(NO_BROWSER is not None, reason=NO_BROWSER or "")
+
+
+@contextmanager
+def chromium() -> Iterator[object]:
+    """Debian's Chromium through Playwright (`executable_path`, never a download), closed after."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def free_port() -> int:

@@ -118,6 +118,34 @@ def empty_db(make_db: Callable[..., str]) -> str:
     return make_db()
 
 
+SAMPLE_APP_CHECKS = """\
+[[environments.production.health]]
+name = "api health"
+url = "${env:AVATAR_API_URL}/health"
+conditions = ["[STATUS] == 200", "[BODY].status == ok"]
+
+[[environments.production.smoke]]
+name = "create project"
+headers = { Authorization = "Bearer ${env:AVATAR_API_TOKEN}" }
+
+[[environments.production.smoke.steps]]
+method = "POST"
+url = "${env:AVATAR_API_URL}/api/apps/avatar-creator/projects"
+json = { name = "driftwatch smoke {run_id}" }
+conditions = ["[STATUS] == 201"]
+capture = { project_id = "[BODY].id" }
+
+[[environments.production.smoke.steps]]
+method = "DELETE"
+url = "${env:AVATAR_API_URL}/api/apps/avatar-creator/projects/{project_id}"
+conditions = ["[STATUS] < 300"]
+always = true
+"""
+"""The sample backend's health and smoke checks for environment `production`, as driftwatch.toml
+tables (its URL and token from env:AVATAR_API_URL and env:AVATAR_API_TOKEN): what the
+poll and container tests append to their own environment table."""
+
+
 def migration_sql(index: int) -> str:
     """The sample app's N-th migration (0-based), as Prisma generated it."""
     dirs = sorted(p for p in SAMPLE_MIGRATIONS.iterdir() if p.is_dir())

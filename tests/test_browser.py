@@ -24,7 +24,7 @@ try:
 except ImportError:  # the tests skip: browser_support.NO_BROWSER says why
     expect = None
 
-from browser_support import CHROMIUM, CHROMIUM_ARGS, StreamlitServer, needs_chromium
+from browser_support import StreamlitServer, chromium, needs_chromium
 from conftest import SAMPLE_SCHEMA, migration_sql
 
 pytestmark = needs_chromium
@@ -37,14 +37,8 @@ VERDICT = '[data-testid="stAlertContainer"]:has-text("critical"), [data-testid="
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

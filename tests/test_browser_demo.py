@@ -21,7 +21,7 @@ from typing import Iterator
 
 import pytest
 
-from browser_support import ARTEFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, free_port, full_screenshot, needs_chromium
+from browser_support import ARTEFACTS, ROOT, chromium, free_port, full_screenshot, needs_chromium
 
 pytestmark = needs_chromium
 REFRESH_S = 3
@@ -76,14 +76,10 @@ def demo() -> Iterator[Demo]:
 
 @pytest.fixture(scope="module")
 def page(demo: Demo):
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with chromium() as browser:
         context = browser.new_context(viewport={"width": 1440, "height": 1000}, accept_downloads=True)
         context.on("request", lambda r: REQUESTS.append(r.url))
         yield context.new_page()
-        browser.close()
 
 
 def settle(page, timeout: float = 60_000) -> None:

@@ -41,7 +41,7 @@ import yaml
 
 from browser_support import render_page
 from checks.cli import build_parser
-from tests.conftest import ROOT
+from tests.conftest import ROOT, SAMPLE_APP_CHECKS
 
 DOCKERFILE = ROOT / "Dockerfile"
 COMPOSE = ROOT / "compose.yaml"
@@ -615,28 +615,7 @@ migrations = "/app/examples/avatar-studio/prisma/migrations"
 interval_s = {INTERVAL_S}
 failure_threshold = 1
 
-[[environments.production.health]]
-name = "api health"
-url = "${{env:AVATAR_API_URL}}/health"
-conditions = ["[STATUS] == 200", "[BODY].status == ok"]
-
-[[environments.production.smoke]]
-name = "create project"
-headers = {{ Authorization = "Bearer ${{env:AVATAR_API_TOKEN}}" }}
-
-[[environments.production.smoke.steps]]
-method = "POST"
-url = "${{env:AVATAR_API_URL}}/api/apps/avatar-creator/projects"
-json = {{ name = "driftwatch smoke {{run_id}}" }}
-conditions = ["[STATUS] == 201"]
-capture = {{ project_id = "[BODY].id" }}
-
-[[environments.production.smoke.steps]]
-method = "DELETE"
-url = "${{env:AVATAR_API_URL}}/api/apps/avatar-creator/projects/{{project_id}}"
-conditions = ["[STATUS] < 300"]
-always = true
-"""
+""" + SAMPLE_APP_CHECKS
 
 
 def owned_by_image_user(path: Path, mode: int = 0o700) -> Path:

@@ -22,7 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from browser_support import ARTEFACTS, CHROMIUM, CHROMIUM_ARGS, StreamlitServer, full_screenshot, needs_chromium
+from browser_support import ARTEFACTS, StreamlitServer, chromium, full_screenshot, needs_chromium
 from conftest import SAMPLE_SCHEMA
 from servers.oidc_provider import OIDCProvider, User, b64url
 
@@ -132,14 +132,8 @@ SIDEBAR = '[data-testid="stSidebar"]'
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from checks.cli import run
 from checks.history import HistoryStore
 from examples.services.avatar_backend import AvatarBackend
 from examples.services.coolify import CoolifyServer
-from tests.conftest import SAMPLE_MIGRATIONS, SAMPLE_SCHEMA
+from tests.conftest import SAMPLE_APP_CHECKS, SAMPLE_MIGRATIONS, SAMPLE_SCHEMA
 from tests.test_monitor_database import ADD_PROJECTS, before_avatar_projects, git
 
 pytestmark = pytest.mark.timeout(180)
@@ -69,27 +69,6 @@ url = "env:COOLIFY_URL"
 token = "env:COOLIFY_TOKEN"
 application = "{app}"
 
-[[environments.production.health]]
-name = "api health"
-url = "${{env:AVATAR_API_URL}}/health"
-conditions = ["[STATUS] == 200", "[BODY].status == ok"]
-
-[[environments.production.smoke]]
-name = "create project"
-headers = {{ Authorization = "Bearer ${{env:AVATAR_API_TOKEN}}" }}
-
-[[environments.production.smoke.steps]]
-method = "POST"
-url = "${{env:AVATAR_API_URL}}/api/apps/avatar-creator/projects"
-json = {{ name = "driftwatch smoke {{run_id}}" }}
-conditions = ["[STATUS] == 201"]
-capture = {{ project_id = "[BODY].id" }}
-
-[[environments.production.smoke.steps]]
-method = "DELETE"
-url = "${{env:AVATAR_API_URL}}/api/apps/avatar-creator/projects/{{project_id}}"
-conditions = ["[STATUS] < 300"]
-always = true
 """
 
 
@@ -105,7 +84,7 @@ def test_poll_once_tells_the_incident_then_all_ok_after_migrate_deploy(app_repo,
 
     repo, first, second = app_repo
     config = tmp_path / "driftwatch.toml"
-    config.write_text(CONFIG.format(repo=repo, app=APP))
+    config.write_text(CONFIG.format(repo=repo, app=APP) + SAMPLE_APP_CHECKS)
     store = tmp_path / "history.sqlite3"
     with CoolifyServer(TOKEN) as coolify, AvatarBackend(incident_db, API_TOKEN) as backend:
         coolify.add_application(uuid=APP, name="avatar-studio")

@@ -6,14 +6,12 @@ from pathlib import Path
 
 from checks.reports import render
 from checks.reports.compose import compose
-from tests.browser_support import CHROMIUM, CHROMIUM_ARGS, needs_chromium
+from tests.browser_support import chromium, needs_chromium
 from tests.report_scenario import incident_facts
 
 
 @needs_chromium
 def test_the_html_report_opens_offline_draws_its_charts_and_prints(tmp_path: Path):
-    from playwright.sync_api import sync_playwright
-
     facts = incident_facts()
     from checks.reports.facts import Bucket
     from tests.report_scenario import at
@@ -22,22 +20,18 @@ def test_the_html_report_opens_offline_draws_its_charts_and_prints(tmp_path: Pat
     page_file = tmp_path / "report.html"
     page_file.write_text(render(compose(facts), "html"), encoding="utf-8")
     requests: list[str] = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 900})
-            page.on("request", lambda r: requests.append(r.url))
-            errors: list[str] = []
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            page.goto(page_file.as_uri(), wait_until="load")
-            page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=30_000)
-            assert errors == []
-            assert requests == [page_file.as_uri()]
-            assert page.locator(".js-plotly-plot").count() == 3
-            page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
-            page.emulate_media(media="print")
-            page.screenshot(path=str(tmp_path / "report-print.png"), full_page=True)
-            pdf = page.pdf(format="A4", print_background=True)
-            assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 3
-        finally:
-            browser.close()
+    with chromium() as browser:
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.on("request", lambda r: requests.append(r.url))
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(page_file.as_uri(), wait_until="load")
+        page.wait_for_function("document.querySelectorAll('.js-plotly-plot .main-svg').length >= 3", timeout=30_000)
+        assert errors == []
+        assert requests == [page_file.as_uri()]
+        assert page.locator(".js-plotly-plot").count() == 3
+        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        page.emulate_media(media="print")
+        page.screenshot(path=str(tmp_path / "report-print.png"), full_page=True)
+        pdf = page.pdf(format="A4", print_background=True)
+        assert pdf.startswith(b"%PDF") and pdf.count(b"/Type /Page") >= 3
