@@ -191,12 +191,18 @@ class Poller:
             self._store_down(exc, now)
             return
         if self._unrecorded:
+            # The worker thread writes a snapshot and counts what it wrote; only this (the event
+            # loop's) thread changes the deque, so results kept meanwhile are never lost or re-sent.
+            items, done = list(self._unrecorded), [0, 0]  # items written, results written
             try:
-                written = await asyncio.to_thread(self._replay, store, ids)
+                await asyncio.to_thread(self._replay, store, ids, items, done)
             except Exception as exc:  # noqa: BLE001 - down again: keep what is left, retry later
+                self._forget_replayed(items[:done[0]])
+                await asyncio.to_thread(_close_quietly, store)
                 self._store_down(exc, now)
                 return
-            self._say(f"recorded {written} result(s) seen while the history store was down"
+            self._forget_replayed(items[:done[0]])
+            self._say(f"recorded {done[1]} result(s) seen while the history store was down"
                       + (f" ({self.dropped_while_down} older one(s) could not be kept)" if self.dropped_while_down
                          else ""))
             self.dropped_while_down = 0
@@ -223,24 +229,28 @@ class Poller:
             self._unrecorded_count -= len(dropped.results)
             self.dropped_while_down += len(dropped.results)
 
-    def _replay(self, store: Any, ids: dict[tuple[str, str, str], int]) -> int:
-        """Write the kept results in the order they were seen, each environment's incident
-        judged at each result's own time (an outage's incident opens when it began, not when
-        the store came back). Runs in a worker thread; what was written is removed as it goes,
-        so a store that fails again midway loses nothing."""
-        written = 0
-        while self._unrecorded:
-            item = self._unrecorded[0]
+    @staticmethod
+    def _replay(store: Any, ids: dict[tuple[str, str, str], int], items: list[UnitResult], done: list[int]) -> None:
+        """Write kept results in the order they were seen, each environment's incident judged at
+        each result's own time (an outage's incident opens when it began, not when the store came
+        back). Runs in a worker thread; `done` counts the items and results written so far, so a
+        store that fails again midway loses nothing and repeats nothing."""
+        for item in items:
             for result in item.results:
                 key = (item.unit.environment, result.kind, result.name)
                 if key in ids:
                     store.record_result(ids[key], result, failure_threshold=item.unit.failure_threshold)
-                    written += 1
+                    done[1] += 1
             if item.results:
                 store.update_incident(item.unit.environment, now=max(r.checked_at for r in item.results))
-            self._unrecorded.popleft()
-            self._unrecorded_count -= len(item.results)
-        return written
+            done[0] += 1
+
+    def _forget_replayed(self, written: list[UnitResult]) -> None:
+        """Remove what `_replay` wrote: a prefix of the deque, less any item the bound dropped
+        from the front meanwhile (so a newer, unwritten one is never taken for it)."""
+        gone = {id(item) for item in written}
+        while self._unrecorded and id(self._unrecorded[0]) in gone:
+            self._unrecorded_count -= len(self._unrecorded.popleft().results)
 
     def _store_down(self, exc: BaseException, now: float) -> None:
         message = _one_line(exc)
@@ -379,6 +389,13 @@ def _open_store(url: str | None) -> Any:
     from ..history import HistoryStore
 
     return HistoryStore.open(url)
+
+
+def _close_quietly(store: Any) -> None:
+    try:
+        store.close()
+    except Exception:  # noqa: BLE001 - it is down already
+        pass
 
 
 def _one_line(exc: BaseException) -> str:
