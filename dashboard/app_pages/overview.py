@@ -97,12 +97,12 @@ def board() -> None:
     if alarms:
         lines = []
         for env_name, s in alarms:
-            since, from_store = in_state_since(env_name, s.result.kind, s.result.name, s.state)
+            since, known = in_state_since(env_name, s.result.kind, s.result.name, s.state)
             lasting = ""
             if since is not None:
                 lasting = f" since {since.strftime('%H:%M:%S UTC')}" if since.date() == now.date() \
                     else f" since {since.strftime('%Y-%m-%d %H:%M UTC')}"
-                if not from_store:
+                if not known:
                     lasting += " (at least: as seen by this dashboard)"
             name = s.result.kind if s.result.name == s.result.kind else f"{s.result.kind} {s.result.name}"
             reason = s.result.reason or ""
